@@ -1,0 +1,7 @@
+"""Constants shared by data, losses and metrics."""
+
+IGNORE_INDEX = 255
+"""Mask value of pixels excluded from every loss and metric (trimap border with `data.uncertain=ignore`)."""
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,0 +1,1 @@
+"""Training engine: optimisation, the epoch loops, checkpoints, tracking, distributed helpers."""

@@ -1,0 +1,353 @@
+"""Train one model: `python -m seg.train [group=option ...] [key=value ...]`.
+
+Reads the composed config once, builds data, model, loss, optimizer and schedule, then trains,
+validating every epoch. Writes into the run directory: the resolved config (.hydra/), metrics.csv,
+curves.png, checkpoints/{best,last}.pt, summary.json and the offline W&B run. Returns the best val
+Dice (NaN or inf -> 0.0), which multirun sweeps and Optuna maximise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.utils.data import DistributedSampler
+
+from seg.config import data_kwargs, register_resolvers, validate_config
+from seg.data import build_datasets
+from seg.engine import checkpoint as ckpt_io
+from seg.engine.distributed import (
+    DistContext,
+    ShardSampler,
+    all_reduce_sum,
+    broadcast_object,
+    init_distributed,
+)
+from seg.engine.history import History
+from seg.engine.loop import batches, evaluate, train_one_epoch
+from seg.engine.optim import build_optimizer, build_schedule
+from seg.engine.progress import progress
+from seg.engine.runtime import Precision, make_loader, reseed_loader, resolve_device, seed_everything
+from seg.engine.tracking import WandbTracker
+from seg.errors import SegError
+from seg.metrics import SegmentationMeter
+
+log = logging.getLogger("seg.train")
+register_resolvers()
+
+
+@dataclass
+class TrainState:
+    """What a resumed run needs besides the weights: progress and the best score so far."""
+
+    epoch: int = 0  # completed epochs
+    best_dice: float = -1.0
+    best_epoch: int = 0
+    stale_epochs: int = 0  # epochs since the best, for early stopping
+    seconds: float = 0.0
+    wandb_id: str | None = None
+
+
+def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Train as `cfg` says, writing into `run_dir`; returns the run summary (also summary.json)."""
+    validate_config(cfg)
+    trainer = cfg.trainer
+    device = resolve_device(trainer.device)
+    ctx = init_distributed(trainer.strategy, device.type)
+    if ctx.enabled and device.type == "cuda":
+        device = torch.device("cuda", ctx.local_rank)
+    precision = Precision.resolve(trainer.precision, device)
+    seed_everything(cfg.seed, trainer.deterministic)
+
+    datasets = build_datasets(**data_kwargs(cfg))
+    train_loader, val_loader = _loaders(cfg, datasets, ctx, device)
+    channels_last = bool(trainer.channels_last)
+
+    model = instantiate(cfg.model)
+    if ctx.enabled and trainer.sync_batchnorm:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    net = (
+        nn.parallel.DistributedDataParallel(
+            model, device_ids=[ctx.local_rank] if device.type == "cuda" else None
+        )
+        if ctx.enabled
+        else model
+    )
+    loss_fn = instantiate(cfg.loss)
+    optimizer = build_optimizer(model.parameters(), **cfg.optimizer)
+    steps_per_epoch = min(len(train_loader), trainer.limit_train_batches or len(train_loader))
+    schedule_args = {k: v for k, v in cfg.scheduler.items() if k != "name"}
+    schedule = build_schedule(optimizer, cfg.scheduler.name, trainer.epochs, steps_per_epoch, **schedule_args)
+    scaler = precision.grad_scaler()
+
+    state = TrainState()
+    if cfg.resume:
+        state = _restore(cfg.resume, model, optimizer, schedule, scaler, device)
+        log.info("Resumed from %s after epoch %d", cfg.resume, state.epoch)
+    history = History(run_dir, completed_epochs=state.epoch) if ctx.is_main else None
+    tracker = _tracker(cfg, run_dir, state.wandb_id) if ctx.is_main else None
+    state.wandb_id = tracker.run_id if tracker else None
+    summary = {"status": "running", "run_dir": str(run_dir)}
+
+    def checkpoint(name: str) -> None:
+        ckpt_io.save_checkpoint(
+            {
+                "model_class": type(model).__name__,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "scaler": scaler.state_dict(),
+                "epoch": state.epoch,
+                "state": asdict(state),
+                "rng": ckpt_io.rng_state(),
+                "config": OmegaConf.to_yaml(cfg, resolve=True),
+            },
+            run_dir / "checkpoints" / name,
+        )
+
+    try:
+        for epoch in progress(range(state.epoch + 1, trainer.epochs + 1), trainer.progress, desc="epochs"):
+            started = time.perf_counter()
+            reseed_loader(train_loader, cfg.seed, epoch)
+            train_data = batches(train_loader, device, channels_last, trainer.limit_train_batches)
+            train_meter = train_one_epoch(
+                net,
+                progress(train_data, trainer.progress, total=steps_per_epoch, desc=f"epoch {epoch}"),
+                loss_fn,
+                optimizer,
+                schedule,
+                scaler,
+                precision,
+                _meter(cfg, device),
+                epoch,
+                trainer.grad_clip,
+            )
+            val_data = batches(val_loader, device, channels_last, trainer.limit_val_batches)
+            val_meter = evaluate(net, val_data, loss_fn, precision, _meter(cfg, device))
+            train_m, val_m = _reduce(train_meter, ctx), _reduce(val_meter, ctx)
+            lr = optimizer.param_groups[0]["lr"]
+            schedule.after_epoch(val_m)
+
+            state.epoch = epoch
+            state.seconds += time.perf_counter() - started
+            improved = val_m["dice"] > state.best_dice
+            if improved:
+                state.best_dice, state.best_epoch, state.stale_epochs = val_m["dice"], epoch, 0
+            else:
+                state.stale_epochs += 1
+            row = {
+                "epoch": epoch,
+                "train/loss": train_m["loss"],
+                "train/dice": train_m["dice"],
+                "val/loss": val_m["loss"],
+                "val/dice": val_m["dice"],
+                "lr": lr,
+                "seconds": time.perf_counter() - started,
+            }
+            log.info(
+                "epoch %d/%d  train loss %.4f dice %.4f | val loss %.4f dice %.4f | lr %.2e | %.1fs",
+                epoch,
+                trainer.epochs,
+                row["train/loss"],
+                row["train/dice"],
+                row["val/loss"],
+                row["val/dice"],
+                lr,
+                row["seconds"],
+            )
+            if ctx.is_main:
+                history.append(row)
+                history.plot()
+                tracker.log(row)
+                if tracker and _every(cfg.logger.get("log_images_every", 0), epoch):
+                    _log_examples(tracker, model, datasets["val"], cfg.logger.num_images, device, epoch)
+                if improved:
+                    checkpoint("best.pt")
+                checkpoint("last.pt")
+            if trainer.early_stop_patience and state.stale_epochs >= trainer.early_stop_patience:
+                log.info("Early stop: val/dice has not improved for %d epochs", state.stale_epochs)
+                break
+        summary.update(status="completed")
+    except KeyboardInterrupt:
+        summary.update(status="interrupted", error=f"interrupted after epoch {state.epoch}")
+        raise
+    except SegError as e:
+        summary.update(status="failed", error=str(e))
+        raise
+    finally:
+        summary.update(_state_summary(state))
+        if ctx.is_main:
+            _write_summary(run_dir, summary)
+            if tracker:
+                tracker.finish(exit_code=0 if summary["status"] == "completed" else 1)
+
+    if trainer.test_after_fit and ctx.is_main and state.best_epoch > 0:
+        summary["test"] = _test_best(cfg, model, datasets["test"], loss_fn, precision, device, run_dir)
+        _write_summary(run_dir, summary)
+    return summary
+
+
+def _loaders(cfg: DictConfig, datasets: dict, ctx: DistContext, device: torch.device) -> tuple:
+    """Train loader (shuffled; DistributedSampler under DDP) and val loader (sharded without padding)."""
+    data = cfg.data
+    pin = device.type == "cuda"
+    train_sampler = (
+        DistributedSampler(datasets["train"], ctx.world_size, ctx.rank, shuffle=True, seed=cfg.seed)
+        if ctx.enabled
+        else None
+    )
+    val_sampler = ShardSampler(datasets["val"], ctx) if ctx.enabled else None
+    train = make_loader(datasets["train"], data.batch_size, data.num_workers, True, pin, train_sampler)
+    val = make_loader(datasets["val"], data.batch_size, data.num_workers, False, pin, val_sampler)
+    if len(datasets["train"]) == 0 or len(datasets["val"]) == 0:
+        raise SegError(
+            f"empty split in {data.root}: train {len(datasets['train'])}, val {len(datasets['val'])}"
+        )
+    return train, val
+
+
+def _meter(cfg: DictConfig, device: torch.device, keep_per_image: bool = False) -> SegmentationMeter:
+    return SegmentationMeter(
+        threshold=cfg.get("threshold", 0.5), device=device, keep_per_image=keep_per_image
+    )
+
+
+def _reduce(meter: SegmentationMeter, ctx: DistContext) -> dict[str, float]:
+    """Metrics over all ranks: the meters' sums are all-reduced before computing ratios."""
+    if ctx.enabled:
+        meter.load_state(all_reduce_sum(meter.state(), ctx))
+    return meter.compute()
+
+
+def _every(n: int, epoch: int) -> bool:
+    return bool(n) and epoch % n == 0
+
+
+def _tracker(cfg: DictConfig, run_dir: Path, run_id: str | None) -> WandbTracker | None:
+    if cfg.logger.name != "wandb":
+        return None
+    lg = cfg.logger
+    return WandbTracker(
+        run_dir,
+        OmegaConf.to_container(cfg, resolve=True),
+        lg.project,
+        lg.entity,
+        lg.group,
+        lg.job_type,
+        list(lg.tags),
+        lg.mode,
+        run_id,
+    )
+
+
+@torch.no_grad()
+def _log_examples(
+    tracker: WandbTracker, model: nn.Module, dataset, n: int, device: torch.device, epoch: int
+) -> None:
+    from seg.data import denormalize
+
+    model.eval()
+    items = [dataset[i] for i in range(min(n, len(dataset)))]
+    images = torch.stack([img for img, _ in items])
+    probs = torch.sigmoid(model(images.to(device)).float()).cpu()
+    tracker.log_masks(epoch, denormalize(images), probs, torch.stack([m for _, m in items]))
+
+
+def _restore(resume: str, model, optimizer, schedule, scaler, device) -> TrainState:
+    path = ckpt_io.resolve_resume_path(resume)
+    ckpt = ckpt_io.load_checkpoint(path, map_location=device)
+    ckpt_io.load_model_weights(model, ckpt, path)
+    optimizer.load_state_dict(ckpt["optimizer"])
+    schedule.load_state_dict(ckpt["schedule"])
+    scaler.load_state_dict(ckpt["scaler"])
+    ckpt_io.restore_rng_state(ckpt["rng"])
+    return TrainState(**ckpt["state"])
+
+
+def _test_best(cfg, model, test_set, loss_fn, precision, device, run_dir: Path) -> dict[str, float]:
+    """Test-split metrics of best.pt (the weights with the best val Dice)."""
+    ckpt_io.load_model_weights(
+        model, ckpt_io.load_checkpoint(run_dir / "checkpoints" / "best.pt", device), "best.pt"
+    )
+    loader = make_loader(test_set, cfg.data.batch_size, cfg.data.num_workers, False, device.type == "cuda")
+    data = batches(loader, device, bool(cfg.trainer.channels_last), cfg.trainer.limit_val_batches)
+    metrics = evaluate(model, data, loss_fn, precision, _meter(cfg, device)).compute()
+    log.info(
+        "test (best.pt, epoch best): dice %.4f, pooled dice %.4f", metrics["dice"], metrics["dice_pooled"]
+    )
+    return metrics
+
+
+def _state_summary(state: TrainState) -> dict[str, Any]:
+    return {
+        "best_val_dice": sweep_value(state.best_dice),
+        "best_epoch": state.best_epoch,
+        "epochs": state.epoch,
+        "seconds": round(state.seconds, 3),
+    }
+
+
+def _write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def sweep_value(value: float) -> float:
+    """The objective a sweep sees: best val Dice, with NaN, inf or 'no epoch' as 0.0."""
+    return float(value) if math.isfinite(value) and value >= 0 else 0.0
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    """Hydra entry point; user errors are one clear line, and a sweep job never crashes the sweep."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        summary = fit(cfg, _shared_run_dir(run_dir, cfg))
+    except SegError as e:
+        log.error("%s", e)
+        _record_failure(run_dir, e)
+        if in_sweep:
+            return 0.0
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as e:
+        _record_failure(run_dir, e)
+        if not in_sweep:
+            raise
+        log.exception("job failed; the sweep goes on with 0.0 for it")
+        return 0.0
+    print(f"Run directory: {summary['run_dir']}")
+    print(f"Best val Dice: {summary['best_val_dice']:.4f} (epoch {summary['best_epoch']})")
+    return summary["best_val_dice"]
+
+
+def _record_failure(run_dir: Path, error: Exception) -> None:
+    """Keep the summary fit() wrote (it has the epochs done); else write a failed one."""
+    if not (run_dir / "summary.json").is_file():
+        _write_summary(run_dir, {"status": "failed", "error": f"{type(error).__name__}: {error}"})
+
+
+def _shared_run_dir(run_dir: Path, cfg: DictConfig) -> Path:
+    """Under torchrun every rank writes into rank 0's run directory."""
+    if cfg.trainer.strategy != "ddp":
+        return run_dir
+    ctx = init_distributed("ddp", resolve_device(cfg.trainer.device).type)
+    return Path(broadcast_object(str(run_dir), ctx))
+
+
+if __name__ == "__main__":
+    main()
