@@ -40,11 +40,9 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Metrics of checkpoint `cfg.ckpt` on split `cfg.split`; writes results and the example grid."""
     device = resolve_device(cfg.device)
     model, train_cfg = load_trained_model(cfg.ckpt, device)
-    data_cfg = OmegaConf.merge(
-        train_cfg,
-        {"data": cfg.data} if cfg.data is not None else {},
-        {"paths": cfg.paths, "augmentation": {"name": "none"}},
-    )
+    data_cfg = OmegaConf.merge(train_cfg, {"data": cfg.data} if cfg.get("data") is not None else {})
+    data_cfg.paths = cfg.paths
+    data_cfg.augmentation = {"name": "none"}  # only eval splits are used; no train augmentation to build
     dataset = build_datasets(**data_kwargs(data_cfg))[cfg.split]
     if len(dataset) == 0:
         raise SegError(f"split {cfg.split!r} of {data_cfg.data.root} is empty")

@@ -44,6 +44,7 @@ from seg.engine.runtime import Precision, make_loader, reseed_loader, resolve_de
 from seg.engine.tracking import WandbTracker
 from seg.errors import SegError
 from seg.metrics import SegmentationMeter
+from seg.sweep.pruning import TrialPruner
 
 log = logging.getLogger("seg.train")
 register_resolvers()
@@ -99,9 +100,10 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         state = _restore(cfg.resume, model, optimizer, schedule, scaler, device)
         log.info("Resumed from %s after epoch %d", cfg.resume, state.epoch)
     history = History(run_dir, completed_epochs=state.epoch) if ctx.is_main else None
-    tracker = _tracker(cfg, run_dir, state.wandb_id) if ctx.is_main else None
-    state.wandb_id = tracker.run_id if tracker else None
+    tracker = _tracker(cfg, run_dir, state.wandb_id) if ctx.is_main else WandbTracker.off()
+    state.wandb_id = tracker.run_id
     summary = {"status": "running", "run_dir": str(run_dir)}
+    pruner = TrialPruner.from_config(cfg.get("pruning")) if ctx.is_main else None
 
     def checkpoint(name: str) -> None:
         ckpt_io.save_checkpoint(
@@ -173,7 +175,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 history.append(row)
                 history.plot()
                 tracker.log(row)
-                if tracker and _every(cfg.logger.get("log_images_every", 0), epoch):
+                if tracker.active and _every(cfg.logger.get("log_images_every", 0), epoch):
                     _log_examples(tracker, model, datasets["val"], cfg.logger.num_images, device, epoch)
                 if improved:
                     checkpoint("best.pt")
@@ -181,7 +183,12 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             if trainer.early_stop_patience and state.stale_epochs >= trainer.early_stop_patience:
                 log.info("Early stop: val/dice has not improved for %d epochs", state.stale_epochs)
                 break
-        summary.update(status="completed")
+            if pruner and pruner.report(epoch, val_m["dice"]):
+                log.info("Pruned at epoch %d: val/dice %.4f is below the median of earlier trials", epoch, val_m["dice"])
+                summary.update(status="pruned")
+                break
+        if summary["status"] == "running":
+            summary.update(status="completed")
     except KeyboardInterrupt:
         summary.update(status="interrupted", error=f"interrupted after epoch {state.epoch}")
         raise
@@ -192,8 +199,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         summary.update(_state_summary(state))
         if ctx.is_main:
             _write_summary(run_dir, summary)
-            if tracker:
-                tracker.finish(exit_code=0 if summary["status"] == "completed" else 1)
+            tracker.finish(exit_code=0 if summary["status"] in ("completed", "pruned") else 1)
 
     if trainer.test_after_fit and ctx.is_main and state.best_epoch > 0:
         summary["test"] = _test_best(cfg, model, datasets["test"], loss_fn, precision, device, run_dir)
@@ -237,9 +243,9 @@ def _every(n: int, epoch: int) -> bool:
     return bool(n) and epoch % n == 0
 
 
-def _tracker(cfg: DictConfig, run_dir: Path, run_id: str | None) -> WandbTracker | None:
+def _tracker(cfg: DictConfig, run_dir: Path, run_id: str | None) -> WandbTracker:
     if cfg.logger.name != "wandb":
-        return None
+        return WandbTracker.off()
     lg = cfg.logger
     return WandbTracker(
         run_dir,

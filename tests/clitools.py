@@ -30,3 +30,25 @@ def run_cli(
 def run_dirs(output_dir: Path) -> list[Path]:
     """Run directories (those holding metrics.csv or summary.json) under `output_dir`, sorted."""
     return sorted({p.parent for p in output_dir.rglob("summary.json")})
+
+
+def read_csv_columns(path: Path) -> dict[str, list[float]]:
+    """A CSV of numbers as {column: values}, in file order."""
+    import csv
+
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(r[key]) for r in rows] for key in rows[0]} if rows else {}
+
+
+def wandb_history(wandb_file: Path) -> list[dict]:
+    """The history records of an offline W&B run, read back from its .wandb log (`wandb leet inspect`)."""
+    import json
+
+    wandb_cli = Path(sys.executable).with_name("wandb")
+    out = subprocess.run(
+        [str(wandb_cli), "leet", "inspect", "--json", str(wandb_file)],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [r["history"]["item"] for r in records if r.get("type") == "history"]

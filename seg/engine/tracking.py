@@ -70,6 +70,17 @@ class WandbTracker:
         except Exception as e:  # noqa: BLE001 -- any W&B failure must leave training running
             self._fail(e)
 
+    @classmethod
+    def off(cls) -> WandbTracker:
+        """A tracker that logs nothing (`logger=none`)."""
+        tracker = cls.__new__(cls)
+        tracker.run = None
+        return tracker
+
+    @property
+    def active(self) -> bool:
+        return self.run is not None
+
     @property
     def run_id(self) -> str | None:
         return None if self.run is None else self.run.id

@@ -1,0 +1,137 @@
+"""A resized uint8 copy of one split, built once and shared by every later run and every sweep job.
+
+    <cache_dir>/<split>-<S>px-<key>/images.npy    (N, S, S, 3) uint8 RGB
+                                  /trimaps.npy   (N, S, S) uint8 raw trimap values 1/2/3
+                                  /meta.json     names (aligned with N) and the samples that failed
+
+`key` hashes the absolute root, the split, S, the sample names and every file's size and mtime, so any
+change of the data makes a new entry. The raw trimap is kept, so `data.uncertain` is applied at load
+time and one cache serves every mode. An entry is written into a temporary folder and renamed into
+place in one step: concurrent builders never expose a half-written entry (the first rename wins, the
+others drop their copy and read it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from seg.data.dataset import ArraySource, load_sample
+from seg.data.images import BadImageError
+from seg.data.oxford import image_path, trimap_path
+from seg.data.validate import BadSample
+
+__all__ = ["CACHE_VERSION", "cache_entry", "load_or_build"]
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1  # bump when the decode/resize path changes
+
+
+def _fingerprint(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def cache_entry(cache_dir: Path, root: Path, split: str, names: list[str], image_size: int) -> Path:
+    """The folder that holds (or will hold) this exact split of this exact data at size S."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([CACHE_VERSION, str(root.resolve()), split, image_size]).encode())
+    for name in names:
+        digest.update(json.dumps([name, _fingerprint(image_path(root, name)),
+                                  _fingerprint(trimap_path(root, name))]).encode())
+    return cache_dir / f"{split}-{image_size}px-{digest.hexdigest()[:16]}"
+
+
+def _read(entry: Path) -> tuple[ArraySource, list[str], list[BadSample]] | None:
+    """The entry's source, names and failed samples, or None if it is absent or incomplete."""
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+        source = ArraySource(entry / "images.npy", entry / "trimaps.npy")
+        if len(source) != len(meta["names"]):
+            return None
+    except (OSError, ValueError, KeyError):
+        return None
+    return source, meta["names"], [BadSample(**b) for b in meta["bad"]]
+
+
+def _compact(file: Path, array: np.ndarray, keep: list[int], chunk: int = 256) -> None:
+    """Replace `file` (holding `array`) by the rows `keep` of it, chunk by chunk (bounded memory)."""
+    tmp_file = file.with_name(f"compact-{file.name}")
+    shape = (len(keep), *array.shape[1:])
+    out = np.lib.format.open_memmap(tmp_file, mode="w+", dtype=array.dtype, shape=shape)
+    for start in range(0, len(keep), chunk):
+        out[start:start + chunk] = array[keep[start:start + chunk]]
+    out.flush()
+    del out
+    os.replace(tmp_file, file)
+
+
+def _decode_into(images: np.ndarray, trimaps: np.ndarray, root: Path, names: list[str], image_size: int,
+                 index: int) -> str | None:
+    """Decode sample `index` into row `index` of the arrays; the error message if it fails."""
+    try:
+        images[index], trimaps[index] = load_sample(root, names[index], image_size)
+    except (BadImageError, OSError) as e:
+        return str(e)
+    return None
+
+
+def _build(tmp: Path, root: Path, split: str, names: list[str], image_size: int) -> None:
+    """Decode every sample into `tmp` (threads: PIL releases the GIL while decoding and resizing)."""
+    n, s = len(names), image_size
+    images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n, s, s, 3))
+    trimaps = np.lib.format.open_memmap(tmp / "trimaps.npy", mode="w+", dtype=np.uint8, shape=(n, s, s))
+    decode = functools.partial(_decode_into, images, trimaps, root, names, image_size)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        errors = list(pool.map(decode, range(n)))
+    del decode
+    keep = [i for i, error in enumerate(errors) if error is None]
+    bad = [{"name": names[i], "split": split, "reason": e} for i, e in enumerate(errors) if e is not None]
+    if len(keep) < n:  # rewrite without the failed rows
+        _compact(tmp / "images.npy", images, keep)
+        _compact(tmp / "trimaps.npy", trimaps, keep)
+    del images, trimaps  # flush and close the maps
+    meta = {"version": CACHE_VERSION, "root": str(root), "split": split, "image_size": image_size,
+            "names": [names[i] for i in keep], "bad": bad}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def load_or_build(cache_dir: str | Path, root: Path, split: str, names: list[str],
+                  image_size: int) -> tuple[ArraySource, list[str], list[BadSample]]:
+    """Reuse the cache entry of this split or build it.
+
+    Returns:
+        (source of the cached arrays, names kept (aligned with its rows), samples that failed to decode).
+    """
+    cache_dir = Path(cache_dir)
+    entry = cache_entry(cache_dir, root, split, names, image_size)
+    found = _read(entry)
+    if found is not None:
+        return found
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    log.info("Caching %d %s samples of %s at %dpx into %s", len(names), split, root, image_size, entry)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.tmp-", dir=cache_dir))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the entry is shared
+    try:
+        _build(tmp, root, split, names, image_size)
+        if entry.exists() and _read(entry) is None:  # a broken leftover: replace it
+            shutil.rmtree(entry, ignore_errors=True)
+        with contextlib.suppress(OSError):  # fails if another process renamed its copy first: use that
+            os.rename(tmp, entry)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    found = _read(entry)
+    if found is None:
+        raise RuntimeError(f"cache entry {entry} unreadable right after building it")
+    return found

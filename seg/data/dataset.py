@@ -1,0 +1,136 @@
+"""The segmentation dataset and the two places its pixels come from (files, or the memory-mapped cache)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from seg.data.images import BadImageError, read_rgb, read_trimap, resize_image, resize_trimap
+from seg.data.oxford import image_path, trimap_path
+from seg.data.transforms import Augment
+from seg.data.trimap import check_uncertain, trimap_to_mask
+
+__all__ = ["load_sample", "FileSource", "ArraySource", "PetSegmentation"]
+
+
+def load_sample(root: Path, name: str, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decode and resize one sample: ((S, S, 3) uint8 RGB, (S, S) uint8 raw trimap 1/2/3).
+
+    The single decode path of both the cache builder and FileSource, so cached == uncached exactly.
+    Raises BadImageError if a file is unreadable or image and trimap sizes differ.
+    """
+    image = read_rgb(image_path(root, name))
+    trimap = read_trimap(trimap_path(root, name))
+    if image.shape[:2] != trimap.shape:
+        raise BadImageError(
+            f"{image_path(root, name)}: image size {image.shape[:2]} != trimap size {trimap.shape}"
+        )
+    return resize_image(image, image_size), resize_trimap(trimap, image_size)
+
+
+class FileSource:
+    """Decodes and resizes every item from the files (no cache)."""
+
+    def __init__(self, root: Path, names: list[str], image_size: int) -> None:
+        self.root, self.names, self.image_size = root, names, image_size
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return load_sample(self.root, self.names[index], self.image_size)
+
+
+class ArraySource:
+    """Reads items from cache arrays: images (N, S, S, 3) uint8 and trimaps (N, S, S) uint8 .npy files.
+
+    The arrays are memory-mapped lazily in each process (so workers share the page cache and pickling
+    the dataset sends only the paths).
+    """
+
+    def __init__(self, images_file: Path, trimaps_file: Path) -> None:
+        self.images_file, self.trimaps_file = images_file, trimaps_file
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _open(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = (np.load(self.images_file, mmap_mode="r"),
+                            np.load(self.trimaps_file, mmap_mode="r"))
+        return self._arrays
+
+    def __len__(self) -> int:
+        return len(self._open()[0])
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        images, trimaps = self._open()
+        return np.array(images[index]), np.array(trimaps[index])  # copies: writable, detached from the map
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_arrays": None}
+
+
+class PetSegmentation(Dataset):
+    """Items are (image (3, S, S) float32 ImageNet-normalised, mask (1, S, S) float32 in {0, 1, 255}).
+
+    Random draws (augmentation, `uncertain=random`) come from torch's global RNG, or, once `reseed(seed)`
+    was called (the engine does so in every DataLoader worker and, without workers, every epoch), from
+    the dataset's own generator: then they depend on that seed only.
+
+    Attributes:
+        names: sample stems aligned with indices.
+    """
+
+    def __init__(self, names: list[str], source: FileSource | ArraySource, augment: Augment,
+                 uncertain: str = "foreground") -> None:
+        self.names = list(names)
+        self.source = source
+        self.augment = augment
+        self.uncertain = check_uncertain(uncertain)
+        self._failed: set[int] = set()
+        self._generator: torch.Generator | None = None
+
+    def reseed(self, seed: int) -> None:
+        """Draw all further randomness of this dataset (in this process) from a generator seeded `seed`."""
+        self._generator = torch.Generator().manual_seed(int(seed))
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if self._generator is not None:
+            state["_generator"] = self._generator.get_state()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        generator_state = state.pop("_generator", None)
+        self.__dict__.update(state, _generator=None)
+        if generator_state is not None:
+            self._generator = torch.Generator()
+            self._generator.set_state(generator_state)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, trimap = self._load(index)
+        mask = trimap_to_mask(trimap, self.uncertain, self._generator)
+        image_t, mask_t = self.augment(image, mask, self._generator)
+        return image_t, mask_t
+
+    def _load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Load `index`; if its files turn out unreadable, warn and use the next good sample instead."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        for step in range(len(self)):
+            candidate = (index + step) % len(self)
+            if candidate in self._failed:
+                continue
+            try:
+                return self.source.load(candidate)
+            except (BadImageError, OSError) as e:
+                self._failed.add(candidate)
+                warnings.warn(f"Unreadable sample {self.names[candidate]!r}, using another one instead: {e}",
+                              UserWarning, stacklevel=3)
+        raise BadImageError(f"no readable sample left among {len(self)}")

@@ -1,0 +1,111 @@
+"""The Oxford-IIIT Pet folder layout, its split lists and the train/val/test split rule.
+
+    <root>/images/<name>.jpg               photos (any format PIL reads, whatever the extension)
+    <root>/annotations/trimaps/<name>.png  1 = pet, 2 = background, 3 = border
+    <root>/annotations/trainval.txt        lines `Name classid species breedid`; `#` lines are comments
+    <root>/annotations/test.txt
+
+Only names listed in the split files are used: stray files (`.mat`, `._*` AppleDouble files, images in no
+list) are never looked at.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DatasetNotFoundError", "image_path", "trimap_path", "read_split_list", "missing_layout",
+    "check_layout", "split_names", "subsample", "download_oxford",
+]
+
+TORCHVISION_FOLDER = "oxford-iiit-pet"
+_REQUIRED = ("images", "annotations/trimaps", "annotations/trainval.txt", "annotations/test.txt")
+_FIX = "set data.root=/path/to/oxford-iiit-pet, or data.download=true (needs internet), or use data=synthetic"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No dataset in the Oxford layout at the configured root."""
+
+
+def image_path(root: Path, name: str) -> Path:
+    return root / "images" / f"{name}.jpg"
+
+
+def trimap_path(root: Path, name: str) -> Path:
+    return root / "annotations" / "trimaps" / f"{name}.png"
+
+
+def read_split_list(path: Path) -> list[str]:
+    """Sample names (first column) of a split file, in file order, without comments, blanks or repeats."""
+    names: dict[str, None] = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            names.setdefault(line.split()[0], None)
+    return list(names)
+
+
+def missing_layout(root: Path) -> list[str]:
+    """The parts of the Oxford layout that `root` lacks (empty: it holds a dataset)."""
+    return [part for part in _REQUIRED if not (root / part).exists()]
+
+
+def check_layout(root: Path) -> None:
+    """Raise DatasetNotFoundError naming `root`, what is missing, and how to fix it."""
+    missing = missing_layout(root)
+    if not missing:
+        return
+    hint = ""
+    if not missing_layout(root / TORCHVISION_FOLDER):
+        hint = f" (it is one level down: data.root={root / TORCHVISION_FOLDER})"
+    raise DatasetNotFoundError(
+        f"No Oxford-IIIT Pet dataset at {root}: missing {', '.join(missing)}{hint}. To fix: {_FIX}."
+    )
+
+
+def split_names(root: Path, val_split: float | None, seed: int) -> dict[str, list[str]]:
+    """{"train", "val", "test"} -> names, in split-file order.
+
+    val_split None: val = trainval entries with index i % 10 == 0 (the reference reports' rule);
+    a float in (0, 1): that fraction of trainval, drawn with numpy's default_rng(seed).
+    """
+    trainval = read_split_list(root / "annotations" / "trainval.txt")
+    test = read_split_list(root / "annotations" / "test.txt")
+    if val_split is None:
+        is_val = np.arange(len(trainval)) % 10 == 0
+    else:
+        if not 0.0 < float(val_split) < 1.0:
+            raise ValueError(f"data.val_split={val_split!r} must be null or a float in (0, 1)")
+        n_val = max(1, round(float(val_split) * len(trainval)))
+        is_val = np.zeros(len(trainval), dtype=bool)
+        is_val[np.random.default_rng(seed).permutation(len(trainval))[:n_val]] = True
+    return {
+        "train": [n for n, v in zip(trainval, is_val, strict=True) if not v],
+        "val": [n for n, v in zip(trainval, is_val, strict=True) if v],
+        "test": test,
+    }
+
+
+def subsample(names: list[str], limit: int | None) -> list[str]:
+    """At most `limit` names, evenly spaced over the list (so every breed is represented), in order."""
+    if limit is None or limit >= len(names):
+        return names
+    if limit < 1:
+        raise ValueError(f"data.limit={limit!r} must be null or a positive integer")
+    picks = np.unique(np.linspace(0, len(names) - 1, num=limit).round().astype(int))
+    return [names[i] for i in picks]
+
+
+def download_oxford(root: Path) -> None:
+    """Fetch the dataset with torchvision, which writes <parent>/oxford-iiit-pet/{images,annotations}."""
+    if root.name != TORCHVISION_FOLDER:
+        raise ValueError(
+            f"data.download=true needs data.root to end in /{TORCHVISION_FOLDER} (torchvision's folder "
+            f"name), got {root}; e.g. data.root={root.parent / TORCHVISION_FOLDER}"
+        )
+    from torchvision.datasets import OxfordIIITPet
+
+    root.parent.mkdir(parents=True, exist_ok=True)
+    OxfordIIITPet(root=str(root.parent), split="trainval", target_types="segmentation", download=True)

@@ -1,0 +1,46 @@
+"""Oxford trimap (1 = pet, 2 = background, 3 = border) -> binary mask, with a policy for the border."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from seg.constants import IGNORE_INDEX
+
+__all__ = ["UNCERTAIN_MODES", "check_uncertain", "trimap_to_mask"]
+
+PET, BACKGROUND, BORDER = 1, 2, 3
+
+UNCERTAIN_MODES = ("foreground", "background", "ignore", "random")
+"""What the border becomes: pet (1), background (0), IGNORE_INDEX (255), or per sample either 0 or 1."""
+
+
+def check_uncertain(uncertain: str) -> str:
+    """Return `uncertain` if it is a known mode, else raise a ValueError naming `data.uncertain`."""
+    if uncertain not in UNCERTAIN_MODES:
+        raise ValueError(f"data.uncertain={uncertain!r} is not one of {', '.join(UNCERTAIN_MODES)}")
+    return uncertain
+
+
+def trimap_to_mask(trimap: np.ndarray, uncertain: str = "foreground",
+                   generator: torch.Generator | None = None) -> np.ndarray:
+    """Map raw trimap values to mask values.
+
+    Args:
+        trimap: (H, W) uint8 with values in {1, 2, 3}.
+        uncertain: one of UNCERTAIN_MODES. `random` draws one coin per call from `generator` (torch's
+            global RNG when None), so the whole border of this sample becomes pet or background with
+            probability 1/2 each, reproducibly.
+        generator: the torch RNG to draw from (only with `random`).
+
+    Returns:
+        (H, W) uint8 with values in {0, 1} (or {0, 1, 255} with `ignore`).
+    """
+    check_uncertain(uncertain)
+    if uncertain == "random":
+        uncertain = "foreground" if bool(torch.rand((), generator=generator) < 0.5) else "background"
+    border_value = {"foreground": 1, "background": 0, "ignore": IGNORE_INDEX}[uncertain]
+    lut = np.zeros(256, dtype=np.uint8)  # any other value -> background (values are validated on read)
+    lut[PET] = 1
+    lut[BORDER] = border_value
+    return lut[trimap]

@@ -1,0 +1,1 @@
+"""Sweeps: Optuna search with resume, failure guards and pruning; per-sweep summaries."""
