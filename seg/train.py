@@ -184,7 +184,8 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 log.info("Early stop: val/dice has not improved for %d epochs", state.stale_epochs)
                 break
             if pruner and pruner.report(epoch, val_m["dice"]):
-                log.info("Pruned at epoch %d: val/dice %.4f is below the median of earlier trials", epoch, val_m["dice"])
+                log.info("Pruned at epoch %d: val/dice %.4f is below the median of earlier trials",
+                         epoch, val_m["dice"])
                 summary.update(status="pruned")
                 break
         if summary["status"] == "running":

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from clitools import REPO, read_csv_columns, run_cli, wandb_history
+
 from seg.engine.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -19,16 +19,29 @@ pytestmark = pytest.mark.slow
 FAST = ["debug=smoke", "data=synthetic", "logger=none"]
 
 
-def test_smoke_run_writes_the_run_directory_and_wandb_matches_metrics(cli_paths: list[str], tmp_path: Path) -> None:
+def test_smoke_run_writes_the_run_directory_and_wandb_matches_metrics(
+    cli_paths: list[str], tmp_path: Path
+) -> None:
     out = tmp_path / "outputs"
     result = run_cli(
-        "seg.train", "debug=smoke", "data=synthetic", "trainer.epochs=2", f"paths.output_dir={out}", *cli_paths
+        "seg.train",
+        "debug=smoke",
+        "data=synthetic",
+        "trainer.epochs=2",
+        f"paths.output_dir={out}",
+        *cli_paths,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = Path(result.stdout.split("Run directory: ")[1].splitlines()[0])
     assert run_dir.parent.parent == out / "runs"
     assert "Best val Dice: " in result.stdout
-    for name in ("checkpoints/best.pt", "checkpoints/last.pt", "metrics.csv", "curves.png", ".hydra/config.yaml"):
+    for name in (
+        "checkpoints/best.pt",
+        "checkpoints/last.pt",
+        "metrics.csv",
+        "curves.png",
+        ".hydra/config.yaml",
+    ):
         assert (run_dir / name).is_file(), name
     columns = read_csv_columns(run_dir / "metrics.csv")
     assert list(columns) == ["epoch", "train/loss", "train/dice", "val/loss", "val/dice", "lr", "seconds"]
@@ -51,8 +64,14 @@ def _columns_without_time(run_dir: Path) -> dict[str, list[float]]:
     return columns
 
 
-DETERMINISTIC = [*FAST, "trainer.deterministic=true", "trainer.epochs=3", "trainer.limit_train_batches=6",
-                 "data.num_workers=2", "scheduler=onecycle"]
+DETERMINISTIC = [
+    *FAST,
+    "trainer.deterministic=true",
+    "trainer.epochs=3",
+    "trainer.limit_train_batches=6",
+    "data.num_workers=2",
+    "scheduler=onecycle",
+]
 
 
 def test_deterministic_runs_are_identical_and_resume_after_sigkill_matches(
@@ -81,12 +100,18 @@ def test_deterministic_runs_are_identical_and_resume_after_sigkill_matches(
     completed = load_checkpoint(last)["epoch"]
     assert completed < 3, "the run finished before it could be killed"
 
-    resumed = run_cli("seg.train", *DETERMINISTIC, "trainer.limit_train_batches=null", f"resume={killed}", *cli_paths)
+    resumed = run_cli(
+        "seg.train", *DETERMINISTIC, "trainer.limit_train_batches=null", f"resume={killed}", *cli_paths
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Run directory: {killed}" in resumed.stdout
     uninterrupted = tmp_path / "full"
     result = run_cli(
-        "seg.train", *DETERMINISTIC, "trainer.limit_train_batches=null", f"hydra.run.dir={uninterrupted}", *cli_paths
+        "seg.train",
+        *DETERMINISTIC,
+        "trainer.limit_train_batches=null",
+        f"hydra.run.dir={uninterrupted}",
+        *cli_paths,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert _columns_without_time(killed) == _columns_without_time(uninterrupted)
@@ -121,10 +146,15 @@ def test_evaluate_and_predict_from_the_cli(cli_paths: list[str], tmp_path: Path,
     from PIL import Image
 
     for name in ("Abyssinian_1", "Abyssinian_34", "Abyssinian_5"):
-        with Image.open(real_root / "images" / f"{name}.jpg") as source, Image.open(output / f"{name}_mask.png") as mask:
+        with (
+            Image.open(real_root / "images" / f"{name}.jpg") as source,
+            Image.open(output / f"{name}_mask.png") as mask,
+        ):
             assert mask.size == source.size
             assert set(mask.getdata()) <= {0, 255}
         assert (output / f"{name}_overlay.png").is_file()
     assert sorted(p.name for p in output.iterdir()) == sorted(
-        f"{n}_{kind}.png" for n in ("Abyssinian_1", "Abyssinian_34", "Abyssinian_5") for kind in ("mask", "overlay")
+        f"{n}_{kind}.png"
+        for n in ("Abyssinian_1", "Abyssinian_34", "Abyssinian_5")
+        for kind in ("mask", "overlay")
     )
