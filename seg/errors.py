@@ -1,5 +1,9 @@
 """User-facing errors: each message says what went wrong and what to do."""
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class SegError(Exception):
     """Base class of errors that are reported as one clear line, without a traceback."""
@@ -11,6 +15,35 @@ class ConfigError(SegError, ValueError):
 
 class CheckpointError(SegError, RuntimeError):
     """A checkpoint cannot be used: not ours, from another model, or unreadable."""
+
+
+class MissingWeightsError(SegError, RuntimeError):
+    """Pretrained weights were asked for but are not on this machine (and cannot be downloaded)."""
+
+
+def find_user_error(error: BaseException) -> SegError | None:
+    """The SegError behind `error`, following `raise ... from` chains (Hydra wraps errors of `_target_`s)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SegError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+@contextmanager
+def exit_on_user_error(code: int = 2) -> Iterator[None]:
+    """Turn a SegError (even one wrapped by Hydra) into `error: <message>` on stderr and exit `code`."""
+    try:
+        yield
+    except Exception as e:
+        user_error = find_user_error(e)
+        if user_error is None:
+            raise
+        print(f"error: {user_error}", file=sys.stderr)
+        sys.exit(code)
 
 
 class NonFiniteLossError(SegError, FloatingPointError):

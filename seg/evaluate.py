@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from seg.config import data_kwargs, register_resolvers
 from seg.data import build_datasets, denormalize
+from seg.engine.distributed import (
+    DistContext,
+    ShardSampler,
+    all_reduce_sum,
+    gather_objects,
+    init_distributed,
+    shutdown_distributed,
+)
 from seg.engine.loop import batches
 from seg.engine.runtime import make_loader, resolve_device
-from seg.errors import SegError
+from seg.errors import SegError, exit_on_user_error
 from seg.inference import load_trained_model, predict_probs
 from seg.metrics import SegmentationMeter, summary_stats
 
@@ -38,7 +45,7 @@ register_resolvers()
 
 def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Metrics of checkpoint `cfg.ckpt` on split `cfg.split`; writes results and the example grid."""
-    device = resolve_device(cfg.device)
+    ctx, device = init_distributed(cfg.strategy, resolve_device(cfg.device))
     model, train_cfg = load_trained_model(cfg.ckpt, device)
     data_cfg = OmegaConf.merge(train_cfg, {"data": cfg.data} if cfg.get("data") is not None else {})
     data_cfg.paths = cfg.paths
@@ -46,8 +53,14 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     dataset = build_datasets(**data_kwargs(data_cfg))[cfg.split]
     if len(dataset) == 0:
         raise SegError(f"split {cfg.split!r} of {data_cfg.data.root} is empty")
+    sampler = ShardSampler(dataset, ctx)  # each rank its share, no sample twice
     loader = make_loader(
-        dataset, cfg.batch_size or data_cfg.data.batch_size, cfg.num_workers, False, device.type == "cuda"
+        dataset,
+        cfg.batch_size or data_cfg.data.batch_size,
+        cfg.num_workers,
+        False,
+        device.type == "cuda",
+        sampler,
     )
     loss_fn = hydra.utils.instantiate(train_cfg.loss)
     meter = SegmentationMeter(threshold=cfg.threshold, device=device, keep_per_image=True)
@@ -62,8 +75,11 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         inference_seconds += time.perf_counter() - started
         meter.update(logits, masks, loss_fn(logits, masks))
 
-    per_image = meter.per_image().cpu().numpy()
+    per_image = _gather_per_image(meter, sampler, ctx, len(dataset))
+    meter.load_state(all_reduce_sum(meter.state(), ctx))
     metrics = meter.compute()
+    if not ctx.is_main:
+        return {}
     results = {
         "checkpoint": str(Path(cfg.ckpt).resolve()),
         "model": train_cfg.model._target_.rsplit(".", 1)[-1],
@@ -73,14 +89,24 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "dice": summary_stats(per_image),
         "dice_pooled": metrics["dice_pooled"],
         "iou_pooled": metrics["iou_pooled"],
-        "inference_ms_per_image": 1000 * inference_seconds / len(dataset),
-        "images_per_second": len(dataset) / inference_seconds if inference_seconds else float("nan"),
+        "inference_ms_per_image": 1000 * inference_seconds / len(sampler),
+        "images_per_second": len(sampler) / inference_seconds if inference_seconds else float("nan"),
         "per_image": {name: float(d) for name, d in zip(dataset.names, per_image)},
     }
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "results.md").write_text(results_table(results))
     _example_grid(model, dataset, per_image, cfg, device, out_dir / "examples.png")
     return results
+
+
+def _gather_per_image(
+    meter: SegmentationMeter, sampler: ShardSampler, ctx: DistContext, n: int
+) -> np.ndarray:
+    """Per-image Dice of the whole split in dataset order, collected from every rank."""
+    per_image = np.empty(n)
+    for indices, values in gather_objects((list(sampler.indices), meter.per_image().tolist()), ctx):
+        per_image[indices] = values
+    return per_image
 
 
 def results_table(results: dict[str, Any]) -> str:
@@ -145,10 +171,12 @@ def _example_grid(model, dataset, per_image: np.ndarray, cfg: DictConfig, device
 def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        results = evaluate_checkpoint(cfg, out_dir)
-    except SegError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        with exit_on_user_error():
+            results = evaluate_checkpoint(cfg, out_dir)
+    finally:
+        shutdown_distributed()
+    if not results:  # ranks other than 0 under torchrun
+        return
     print((out_dir / "results.md").read_text())
     print(f"Wrote {out_dir}/results.json, results.md and examples.png ({results['dice']['count']} images)")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import sys
 from pathlib import Path
 
 import hydra
@@ -22,7 +21,7 @@ from PIL import Image
 from seg.config import register_resolvers
 from seg.data import BadImageError, eval_transform, read_rgb
 from seg.engine.runtime import resolve_device
-from seg.errors import SegError
+from seg.errors import SegError, exit_on_user_error
 from seg.inference import load_trained_model, predict_probs
 
 log = logging.getLogger("seg.predict")
@@ -79,12 +78,16 @@ def predict_folder(cfg: DictConfig) -> tuple[list[Path], list[tuple[Path, str]]]
         except BadImageError as e:
             skipped.append((source, str(e)))
             continue
+        try:
+            mask_path = output_path(output_dir, source, "_mask.png", taken)
+            overlay_path = output_path(output_dir, source, "_overlay.png", taken)
+        except SegError as e:
+            skipped.append((source, str(e)))
+            continue
         x = transform(image=image)["image"].unsqueeze(0).to(device)
         probs = predict_probs(model, x)
         probs = F.interpolate(probs, size=image.shape[:2], mode="bilinear", align_corners=False)
         mask = (probs[0, 0] > cfg.threshold).cpu().numpy()
-        mask_path = output_path(output_dir, source, "_mask.png", taken)
-        overlay_path = output_path(output_dir, source, "_overlay.png", taken)
         Image.fromarray(mask.astype(np.uint8) * 255).save(mask_path)
         Image.fromarray(overlay(image, mask, tuple(cfg.overlay_color), cfg.overlay_alpha)).save(overlay_path)
         written += [mask_path, overlay_path]
@@ -94,14 +97,11 @@ def predict_folder(cfg: DictConfig) -> tuple[list[Path], list[tuple[Path, str]]]
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     torch.set_grad_enabled(False)
-    try:
+    with exit_on_user_error():
         written, skipped = predict_folder(cfg)
-    except SegError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     print(f"Wrote {len(written) // 2} masks and overlays to {cfg.output}")
     if skipped:
-        print(f"Skipped {len(skipped)} unreadable file(s):")
+        print(f"Skipped {len(skipped)} file(s) (unreadable, or an output path outside {cfg.output}):")
         for path, reason in skipped:
             print(f"  {path}: {reason}")
 

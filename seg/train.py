@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -35,19 +37,33 @@ from seg.engine.distributed import (
     all_reduce_sum,
     broadcast_object,
     init_distributed,
+    shutdown_distributed,
 )
 from seg.engine.history import History
 from seg.engine.loop import batches, evaluate, train_one_epoch
 from seg.engine.optim import build_optimizer, build_schedule
 from seg.engine.progress import progress
-from seg.engine.runtime import Precision, make_loader, reseed_loader, resolve_device, seed_everything
+from seg.engine.runtime import (
+    Precision,
+    make_loader,
+    reseed_loader,
+    resolve_device,
+    seed_everything,
+    sigint_deferred,
+)
 from seg.engine.tracking import WandbTracker
-from seg.errors import SegError
+from seg.errors import SegError, exit_on_user_error, find_user_error
 from seg.metrics import SegmentationMeter
 from seg.sweep.pruning import TrialPruner
 
 log = logging.getLogger("seg.train")
 register_resolvers()
+
+
+EPOCH_LINE = (
+    "train loss {0[train/loss]:.4f} dice {0[train/dice]:.4f} | val loss {0[val/loss]:.4f} "
+    "dice {0[val/dice]:.4f} | lr {0[lr]:.2e} | {0[seconds]:.1f}s"
+)
 
 
 @dataclass
@@ -61,15 +77,23 @@ class TrainState:
     seconds: float = 0.0
     wandb_id: str | None = None
 
+    def record(self, epoch: int, val_dice: float, seconds: float) -> bool:
+        """Count epoch `epoch` as done; True when its val Dice is a new best."""
+        self.epoch = epoch
+        self.seconds += seconds
+        improved = val_dice > self.best_dice
+        if improved:
+            self.best_dice, self.best_epoch, self.stale_epochs = val_dice, epoch, 0
+        else:
+            self.stale_epochs += 1
+        return improved
+
 
 def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train as `cfg` says, writing into `run_dir`; returns the run summary (also summary.json)."""
     validate_config(cfg)
     trainer = cfg.trainer
-    device = resolve_device(trainer.device)
-    ctx = init_distributed(trainer.strategy, device.type)
-    if ctx.enabled and device.type == "cuda":
-        device = torch.device("cuda", ctx.local_rank)
+    ctx, device = init_distributed(trainer.strategy, resolve_device(trainer.device))
     precision = Precision.resolve(trainer.precision, device)
     seed_everything(cfg.seed, trainer.deterministic)
 
@@ -127,65 +151,41 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             reseed_loader(train_loader, cfg.seed, epoch)
             train_data = batches(train_loader, device, channels_last, trainer.limit_train_batches)
             train_meter = train_one_epoch(
-                net,
-                progress(train_data, trainer.progress, total=steps_per_epoch, desc=f"epoch {epoch}"),
-                loss_fn,
-                optimizer,
-                schedule,
-                scaler,
-                precision,
-                _meter(cfg, device),
-                epoch,
-                trainer.grad_clip,
-            )
+                net, progress(train_data, trainer.progress, total=steps_per_epoch, desc=f"epoch {epoch}"),
+                loss_fn, optimizer, schedule, scaler, precision, _meter(cfg, device), epoch, trainer.grad_clip,
+            )  # fmt: skip
             val_data = batches(val_loader, device, channels_last, trainer.limit_val_batches)
             val_meter = evaluate(net, val_data, loss_fn, precision, _meter(cfg, device))
             train_m, val_m = _reduce(train_meter, ctx), _reduce(val_meter, ctx)
             lr = optimizer.param_groups[0]["lr"]
             schedule.after_epoch(val_m)
 
-            state.epoch = epoch
-            state.seconds += time.perf_counter() - started
-            improved = val_m["dice"] > state.best_dice
-            if improved:
-                state.best_dice, state.best_epoch, state.stale_epochs = val_m["dice"], epoch, 0
-            else:
-                state.stale_epochs += 1
             row = {
-                "epoch": epoch,
-                "train/loss": train_m["loss"],
-                "train/dice": train_m["dice"],
-                "val/loss": val_m["loss"],
-                "val/dice": val_m["dice"],
-                "lr": lr,
+                "epoch": epoch, "train/loss": train_m["loss"], "train/dice": train_m["dice"],
+                "val/loss": val_m["loss"], "val/dice": val_m["dice"], "lr": lr,
                 "seconds": time.perf_counter() - started,
-            }
-            log.info(
-                "epoch %d/%d  train loss %.4f dice %.4f | val loss %.4f dice %.4f | lr %.2e | %.1fs",
-                epoch,
-                trainer.epochs,
-                row["train/loss"],
-                row["train/dice"],
-                row["val/loss"],
-                row["val/dice"],
-                lr,
-                row["seconds"],
-            )
-            if ctx.is_main:
-                history.append(row)
-                history.plot()
-                tracker.log(row)
-                if tracker.active and _every(cfg.logger.get("log_images_every", 0), epoch):
-                    _log_examples(tracker, model, datasets["val"], cfg.logger.num_images, device, epoch)
-                if improved:
-                    checkpoint("best.pt")
-                checkpoint("last.pt")
+            }  # fmt: skip
+            log.info("epoch %d/%d  %s", epoch, trainer.epochs, EPOCH_LINE.format(row))
+            with sigint_deferred():  # Ctrl-C lands after the epoch's bookkeeping: last.pt == state
+                improved = state.record(epoch, val_m["dice"], row["seconds"])
+                if ctx.is_main:
+                    history.append(row)
+                    history.plot()
+                    tracker.log(row)
+                    if improved:
+                        checkpoint("best.pt")
+                    checkpoint("last.pt")
+            if ctx.is_main and tracker.active and _every(cfg.logger.get("log_images_every", 0), epoch):
+                _log_examples(tracker, model, datasets["val"], cfg.logger.num_images, device, epoch)
             if trainer.early_stop_patience and state.stale_epochs >= trainer.early_stop_patience:
                 log.info("Early stop: val/dice has not improved for %d epochs", state.stale_epochs)
                 break
-            if pruner and pruner.report(epoch, val_m["dice"]):
-                log.info("Pruned at epoch %d: val/dice %.4f is below the median of earlier trials",
-                         epoch, val_m["dice"])
+            if broadcast_object(pruner is not None and pruner.report(epoch, val_m["dice"]), ctx):
+                log.info(
+                    "Pruned at epoch %d: val/dice %.4f is below the median of earlier trials",
+                    epoch,
+                    val_m["dice"],
+                )
                 summary.update(status="pruned")
                 break
         if summary["status"] == "running":
@@ -193,8 +193,8 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     except KeyboardInterrupt:
         summary.update(status="interrupted", error=f"interrupted after epoch {state.epoch}")
         raise
-    except SegError as e:
-        summary.update(status="failed", error=str(e))
+    except Exception as e:
+        summary.update(status="failed", error=str(find_user_error(e) or repr(e)))
         raise
     finally:
         summary.update(_state_summary(state))
@@ -253,12 +253,19 @@ def _tracker(cfg: DictConfig, run_dir: Path, run_id: str | None) -> WandbTracker
         OmegaConf.to_container(cfg, resolve=True),
         lg.project,
         lg.entity,
-        lg.group,
+        _wandb_group(lg.group),
         lg.job_type,
         list(lg.tags),
         lg.mode,
         run_id,
     )
+
+
+def _wandb_group(group: str) -> str:
+    """One W&B group per sweep: `<group>-<sweep dir name>` (its time), shared by the sweep's jobs only."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return group
+    return f"{group}-{Path(HydraConfig.get().sweep.dir).name}"
 
 
 @torch.no_grad()
@@ -323,37 +330,49 @@ def main(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        summary = fit(cfg, _shared_run_dir(run_dir, cfg))
-    except SegError as e:
-        log.error("%s", e)
-        _record_failure(run_dir, e)
-        if in_sweep:
-            return 0.0
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except Exception as e:
+        with exit_on_user_error():
+            summary = fit(cfg, _shared_run_dir(run_dir, cfg))
+    except KeyboardInterrupt:
+        print(f"interrupted: {_resume_hint(run_dir)}", file=sys.stderr)
+        sys.exit(130)
+    except (Exception, SystemExit) as e:
         _record_failure(run_dir, e)
         if not in_sweep:
             raise
-        log.exception("job failed; the sweep goes on with 0.0 for it")
+        log.error("job failed, the sweep goes on with 0.0 for it: %s", find_user_error(e) or repr(e))
         return 0.0
-    print(f"Run directory: {summary['run_dir']}")
-    print(f"Best val Dice: {summary['best_val_dice']:.4f} (epoch {summary['best_epoch']})")
+    finally:
+        shutdown_distributed()
+    if os.environ.get("RANK", "0") == "0":
+        print(f"Run directory: {summary['run_dir']}")
+        print(f"Best val Dice: {summary['best_val_dice']:.4f} (epoch {summary['best_epoch']})")
     return summary["best_val_dice"]
 
 
-def _record_failure(run_dir: Path, error: Exception) -> None:
+def _resume_hint(run_dir: Path) -> str:
+    last = run_dir / "checkpoints" / "last.pt"
+    if not last.is_file():
+        return "no epoch had finished, so there is nothing to resume"
+    epoch = ckpt_io.load_checkpoint(last)["epoch"]
+    return f"{last} holds epoch {epoch}; continue with: python -m seg.train ... resume={run_dir}"
+
+
+def _record_failure(run_dir: Path, error: BaseException) -> None:
     """Keep the summary fit() wrote (it has the epochs done); else write a failed one."""
     if not (run_dir / "summary.json").is_file():
-        _write_summary(run_dir, {"status": "failed", "error": f"{type(error).__name__}: {error}"})
+        message = find_user_error(error) or f"{type(error).__name__}: {error}"
+        _write_summary(run_dir, {"status": "failed", "error": str(message)})
 
 
 def _shared_run_dir(run_dir: Path, cfg: DictConfig) -> Path:
-    """Under torchrun every rank writes into rank 0's run directory."""
+    """Under torchrun every rank writes into rank 0's run directory (other ranks' own are removed)."""
     if cfg.trainer.strategy != "ddp":
         return run_dir
-    ctx = init_distributed("ddp", resolve_device(cfg.trainer.device).type)
-    return Path(broadcast_object(str(run_dir), ctx))
+    ctx, _ = init_distributed("ddp", resolve_device(cfg.trainer.device))
+    shared = Path(broadcast_object(str(run_dir), ctx))
+    if shared != run_dir:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return shared
 
 
 if __name__ == "__main__":

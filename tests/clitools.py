@@ -41,8 +41,8 @@ def read_csv_columns(path: Path) -> dict[str, list[float]]:
     return {key: [float(r[key]) for r in rows] for key in rows[0]} if rows else {}
 
 
-def wandb_history(wandb_file: Path) -> list[dict]:
-    """The history records of an offline W&B run, read back from its .wandb log (`wandb leet inspect`)."""
+def wandb_records(wandb_file: Path) -> list[dict]:
+    """Every record of an offline W&B run's .wandb log, as JSON (`wandb leet inspect --json`)."""
     import json
 
     wandb_cli = Path(sys.executable).with_name("wandb")
@@ -50,5 +50,9 @@ def wandb_history(wandb_file: Path) -> list[dict]:
         [str(wandb_cli), "leet", "inspect", "--json", str(wandb_file)],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout  # fmt: skip
-    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return [r["history"]["item"] for r in records if r.get("type") == "history"]
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def wandb_history(wandb_file: Path) -> list[dict]:
+    """The logged history rows of an offline W&B run."""
+    return [r["history"]["item"] for r in wandb_records(wandb_file) if r.get("type") == "history"]

@@ -142,7 +142,7 @@ def test_evaluate_and_predict_from_the_cli(cli_paths: list[str], tmp_path: Path,
     output = tmp_path / "predictions"
     predicted = run_cli("seg.predict", f"ckpt={best}", f"input={inputs}", f"output={output}")
     assert predicted.returncode == 0, predicted.stderr[-3000:]
-    assert "Skipped 2 unreadable" in predicted.stdout
+    assert "Skipped 2 file(s)" in predicted.stdout
     from PIL import Image
 
     for name in ("Abyssinian_1", "Abyssinian_34", "Abyssinian_5"):

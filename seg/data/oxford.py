@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seg.errors import ConfigError, SegError
+
 __all__ = [
     "DatasetNotFoundError", "image_path", "trimap_path", "read_split_list", "missing_layout",
     "check_layout", "split_names", "subsample", "download_oxford",
@@ -25,7 +27,7 @@ _REQUIRED = ("images", "annotations/trimaps", "annotations/trainval.txt", "annot
 _FIX = "set data.root=/path/to/oxford-iiit-pet, or data.download=true (needs internet), or use data=synthetic"
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(SegError, FileNotFoundError):
     """No dataset in the Oxford layout at the configured root."""
 
 
@@ -77,7 +79,7 @@ def split_names(root: Path, val_split: float | None, seed: int) -> dict[str, lis
         is_val = np.arange(len(trainval)) % 10 == 0
     else:
         if not 0.0 < float(val_split) < 1.0:
-            raise ValueError(f"data.val_split={val_split!r} must be null or a float in (0, 1)")
+            raise ConfigError(f"data.val_split={val_split!r} must be null or a float in (0, 1)")
         n_val = max(1, round(float(val_split) * len(trainval)))
         is_val = np.zeros(len(trainval), dtype=bool)
         is_val[np.random.default_rng(seed).permutation(len(trainval))[:n_val]] = True
@@ -93,7 +95,7 @@ def subsample(names: list[str], limit: int | None) -> list[str]:
     if limit is None or limit >= len(names):
         return names
     if limit < 1:
-        raise ValueError(f"data.limit={limit!r} must be null or a positive integer")
+        raise ConfigError(f"data.limit={limit!r} must be null or a positive integer")
     picks = np.unique(np.linspace(0, len(names) - 1, num=limit).round().astype(int))
     return [names[i] for i in picks]
 
@@ -101,7 +103,7 @@ def subsample(names: list[str], limit: int | None) -> list[str]:
 def download_oxford(root: Path) -> None:
     """Fetch the dataset with torchvision, which writes <parent>/oxford-iiit-pet/{images,annotations}."""
     if root.name != TORCHVISION_FOLDER:
-        raise ValueError(
+        raise ConfigError(
             f"data.download=true needs data.root to end in /{TORCHVISION_FOLDER} (torchvision's folder "
             f"name), got {root}; e.g. data.root={root.parent / TORCHVISION_FOLDER}"
         )

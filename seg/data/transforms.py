@@ -33,6 +33,7 @@ from albumentations.pytorch import ToTensorV2
 
 from seg.constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 from seg.data.images import resize_image, resize_trimap
+from seg.errors import ConfigError
 
 __all__ = ["PRESETS", "Augment", "build_augmentation", "eval_transform", "denormalize"]
 
@@ -95,7 +96,7 @@ def _crop_gray(size: int, *, crop_p: float = 1.0, crop_scale: Pair = (0.5, 1.0),
 
 def _check_fill_mask(fill_mask: int) -> None:
     if fill_mask not in (0, IGNORE_INDEX):
-        raise ValueError(
+        raise ConfigError(
             f"augmentation.fill_mask={fill_mask!r} must be 0 (background) or {IGNORE_INDEX} (ignore)"
         )
 
@@ -140,12 +141,12 @@ def build_augmentation(augmentation: dict[str, Any], image_size: int) -> Augment
     knobs = dict(augmentation)
     name = knobs.pop("name", None)
     if name not in PRESETS:
-        raise ValueError(f"augmentation={name!r} is not a preset; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"augmentation={name!r} is not a preset; choose one of {', '.join(PRESETS)}")
     preset = PRESETS[name]
     allowed = [p for p in inspect.signature(preset).parameters if p != "size"]
     unknown = sorted(set(knobs) - set(allowed))
     if unknown:
-        raise ValueError(f"augmentation={name} has no knob(s) {unknown}; its knobs are {allowed}")
+        raise ConfigError(f"augmentation={name} has no knob(s) {unknown}; its knobs are {allowed}")
     return Augment(preset(image_size, **knobs), image_size)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from seg.constants import IGNORE_INDEX
+from seg.errors import ConfigError
 
 __all__ = ["UNCERTAIN_MODES", "check_uncertain", "trimap_to_mask"]
 
@@ -18,7 +19,7 @@ UNCERTAIN_MODES = ("foreground", "background", "ignore", "random")
 def check_uncertain(uncertain: str) -> str:
     """Return `uncertain` if it is a known mode, else raise a ValueError naming `data.uncertain`."""
     if uncertain not in UNCERTAIN_MODES:
-        raise ValueError(f"data.uncertain={uncertain!r} is not one of {', '.join(UNCERTAIN_MODES)}")
+        raise ConfigError(f"data.uncertain={uncertain!r} is not one of {', '.join(UNCERTAIN_MODES)}")
     return uncertain
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from seg.data.images import BadImageError, header_size
 from seg.data.oxford import image_path, trimap_path
+from seg.errors import SegError
 
 __all__ = ["BAD_SAMPLE_POLICIES", "BadSample", "BadSamplesError", "check_on_bad_sample", "stat_check",
            "header_check", "report_bad_samples"]
@@ -21,7 +22,7 @@ __all__ = ["BAD_SAMPLE_POLICIES", "BadSample", "BadSamplesError", "check_on_bad_
 BAD_SAMPLE_POLICIES = ("skip", "raise")
 
 
-class BadSamplesError(ValueError):
+class BadSamplesError(SegError, ValueError):
     """Raised with data.on_bad_sample=raise; the message lists every bad file and why."""
 
 

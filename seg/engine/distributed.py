@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,21 +29,34 @@ class DistContext:
         return self.rank == 0
 
 
-def init_distributed(strategy: str, device_type: str) -> DistContext:
-    """Join the process group for `strategy=ddp` (nccl on CUDA, gloo on CPU)."""
+def init_distributed(strategy: str, device: torch.device) -> tuple[DistContext, torch.device]:
+    """Join the process group for `strategy=ddp` (nccl on CUDA, gloo on CPU).
+
+    Returns this process's ranks and its device (`cuda:<local rank>` on CUDA). Ranks other than 0
+    log warnings only, so the terminal shows one copy of the progress.
+    """
     if strategy != "ddp":
-        return DistContext()
+        return DistContext(), device
     if "RANK" not in os.environ:
         raise RuntimeError(
             "trainer.strategy=ddp needs torchrun: "
             "torchrun --nproc_per_node=N -m seg.train trainer.strategy=ddp ..."
         )
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     ctx = DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
-    if device_type == "cuda":
-        torch.cuda.set_device(ctx.local_rank)
-    return ctx
+    if device.type == "cuda":
+        device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)
+    if not ctx.is_main:
+        logging.getLogger().setLevel(logging.WARNING)
+    return ctx, device
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
@@ -50,6 +64,15 @@ def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     if ctx.enabled:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def gather_objects(obj: object, ctx: DistContext) -> list[object]:
+    """`obj` of every rank, in rank order (`[obj]` when not distributed)."""
+    if not ctx.enabled:
+        return [obj]
+    gathered: list[object] = [None] * ctx.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
 
 
 def broadcast_object(obj: object, ctx: DistContext) -> object:

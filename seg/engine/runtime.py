@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,6 +102,26 @@ def seed_worker(worker_id: int) -> None:
     reseed = getattr(info.dataset, "reseed", None) if info is not None else None
     if reseed is not None:
         reseed(seed)
+
+
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt.
+
+    For bookkeeping that must not be cut in half, such as "epoch k is done" and "last.pt holds
+    epoch k". Outside the main thread (where signals cannot be handled) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def make_loader(

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, ResNet34_Weights, conv1x1
 
+from seg.errors import ConfigError, MissingWeightsError
 from seg.models.blocks import UpBlock, UpsampleMode
 
 ENCODER_WEIGHTS: tuple[str, ...] = ("imagenet",)
@@ -30,7 +31,7 @@ def load_imagenet_state_dict() -> dict[str, Tensor]:
     """
     path = imagenet_checkpoint_path()
     if not path.is_file():
-        raise RuntimeError(
+        raise MissingWeightsError(
             f"ImageNet ResNet-34 weights are not in {path}, and they cannot be downloaded offline. "
             f"Either put the file there (download it on a machine with internet from "
             f"{ResNet34_Weights.IMAGENET1K_V1.url}) or use model.encoder_weights=null."
@@ -107,14 +108,14 @@ class ResNet34UNet(nn.Module):
     ) -> None:
         super().__init__()
         if base_channels < 4 or base_channels % 4:
-            raise ValueError(f"base_channels must be a positive multiple of 4, got {base_channels}")
+            raise ConfigError(f"base_channels must be a positive multiple of 4, got {base_channels}")
         if encoder_weights is not None:
             if encoder_weights not in ENCODER_WEIGHTS:
-                raise ValueError(
+                raise ConfigError(
                     f"unknown encoder_weights {encoder_weights!r}; expected null or one of {ENCODER_WEIGHTS}"
                 )
             if base_channels != 64 or in_channels != 3:
-                raise ValueError(
+                raise ConfigError(
                     "encoder_weights=imagenet needs the torchvision ResNet-34 shape (base_channels=64, "
                     f"in_channels=3), got base_channels={base_channels}, in_channels={in_channels}"
                 )

@@ -1,0 +1,124 @@
+"""Loader throughput (resized uint8 cache vs decoding every JPEG) and one epoch split into data wait and compute.
+
+Both run on the real Oxford-IIIT Pet sample through the suite's own pieces: the config a user gets
+(`conf/train.yaml`, augmentation `basic`), `build_datasets`, `make_loader`, `reseed_loader`, `batches`,
+`train_one_epoch` and `evaluate`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from hydra.utils import instantiate
+from torch.utils.data import Dataset
+
+from benchlib.common import REAL_SAMPLE, Stat, seconds, suite_config
+from seg.config import data_kwargs
+from seg.data import build_datasets
+from seg.engine.loop import batches, evaluate, train_one_epoch
+from seg.engine.optim import build_optimizer, build_schedule
+from seg.engine.runtime import Precision, make_loader, reseed_loader, seed_everything
+from seg.metrics import SegmentationMeter
+
+T = TypeVar("T")
+
+EPOCH_MODEL = ["model=unet", "model.base_channels=16"]
+"""The fixed small model of the epoch section (UNet 16-32-64-128-256, ~1.9M parameters)."""
+
+
+def _real_data(size: int, cached: bool, cache_dir: Path, workers: int) -> list[str]:
+    """Overrides: the real sample at `size` px, from the cache under `cache_dir` or decoded every time."""
+    return [f"data.root={REAL_SAMPLE}", f"data.image_size={size}", f"data.cache={str(cached).lower()}",
+            f"paths.cache_dir={cache_dir}", f"data.num_workers={workers}", "augmentation=basic"]
+
+
+def measure_loader(size: int, cached: bool, workers_list: list[int], repeats: int, cache_dir: Path,
+                   device: torch.device) -> list[dict[str, Any]]:
+    """Images/s of whole passes over the train loader (worker start included, as in every epoch).
+
+    One untimed pass first, so the cache is built and the files are in the OS page cache for both.
+    """
+    cfg = suite_config(_real_data(size, cached, cache_dir, 0))
+    train: Dataset = build_datasets(**data_kwargs(cfg))["train"]
+    rows = []
+    for workers in workers_list:
+        loader = make_loader(train, cfg.data.batch_size, workers, True, device.type == "cuda")
+
+        def one_pass(epoch: int, loader: Iterable = loader) -> None:
+            reseed_loader(loader, cfg.seed, epoch)
+            for _ in loader:
+                pass
+
+        one_pass(0)
+        rates = [len(train) / seconds(lambda e=e: one_pass(e), torch.device("cpu"))
+                 for e in range(1, repeats + 1)]
+        rows.append({"size": size, "source": "cache" if cached else "decode", "workers": workers,
+                     "batch": cfg.data.batch_size, "images": len(train),
+                     "images_per_s": Stat.of(rates).to_json()})
+    return rows
+
+
+class WaitClock(Iterator[T]):
+    """Passes the items of an iterable through and adds up the seconds spent waiting for each."""
+
+    def __init__(self, items: Iterable[T]) -> None:
+        self.items = iter(items)
+        self.waited = 0.0
+
+    def __next__(self) -> T:
+        start = time.perf_counter()
+        try:
+            return next(self.items)
+        finally:
+            self.waited += time.perf_counter() - start
+
+
+def measure_epoch(cached: bool, workers: int, repeats: int, cache_dir: Path, device: torch.device,
+                  limit: int | None) -> dict[str, Any]:
+    """Seconds of one epoch (train pass + val pass) at 128 px with `EPOCH_MODEL`, and the part of it
+    spent waiting for batches (loader, device copy); compute = the rest. One untimed epoch first.
+
+    `limit` caps the batches of each pass (None: all).
+    """
+    cfg = suite_config([*_real_data(128, cached, cache_dir, workers), *EPOCH_MODEL])
+    seed_everything(cfg.seed, cfg.trainer.deterministic)
+    datasets = build_datasets(**data_kwargs(cfg))
+    pin = device.type == "cuda"
+    train_loader = make_loader(datasets["train"], cfg.data.batch_size, workers, True, pin)
+    val_loader = make_loader(datasets["val"], cfg.data.batch_size, workers, False, pin)
+    channels_last = bool(cfg.trainer.channels_last)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = instantiate(cfg.model).to(device, memory_format=memory_format)
+    loss_fn = instantiate(cfg.loss)
+    optimizer = build_optimizer(model.parameters(), **cfg.optimizer)
+    schedule = build_schedule(optimizer, "none", 1, 1)
+    precision = Precision.resolve(cfg.trainer.precision, device)
+    scaler = precision.grad_scaler()
+    totals, waits = [], []
+    for epoch in range(repeats + 1):
+        reseed_loader(train_loader, cfg.seed, epoch)
+        train_data = WaitClock(batches(train_loader, device, channels_last, limit))
+        val_data = WaitClock(batches(val_loader, device, channels_last, limit))
+
+        def run(train_data: Iterable = train_data, val_data: Iterable = val_data, epoch: int = epoch) -> None:
+            train_one_epoch(model, train_data, loss_fn, optimizer, schedule, scaler, precision,
+                            SegmentationMeter(device=device), epoch)
+            evaluate(model, val_data, loss_fn, precision, SegmentationMeter(device=device))
+
+        total = seconds(run, device)
+        if epoch > 0:
+            totals.append(total)
+            waits.append(train_data.waited + val_data.waited)
+    n_batches = len(train_loader) if limit is None else min(limit, len(train_loader))
+    return {
+        "size": 128, "model": " ".join(EPOCH_MODEL), "source": "cache" if cached else "decode",
+        "workers": workers, "batch": cfg.data.batch_size, "train_images": len(datasets["train"]),
+        "val_images": len(datasets["val"]), "train_batches": n_batches,
+        "epoch_s": Stat.of(totals).to_json(), "wait_s": Stat.of(waits).to_json(),
+        "compute_s": Stat.of([t - w for t, w in zip(totals, waits)]).to_json(),
+        "wait_fraction": Stat.of([w / t for t, w in zip(totals, waits)]).to_json(),
+    }
