@@ -123,6 +123,8 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if cfg.resume:
         state = _restore(cfg.resume, model, optimizer, schedule, scaler, device)
         log.info("Resumed from %s after epoch %d", cfg.resume, state.epoch)
+    if ctx.is_main:
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     history = History(run_dir, completed_epochs=state.epoch) if ctx.is_main else None
     tracker = _tracker(cfg, run_dir, state.wandb_id) if ctx.is_main else WandbTracker.off()
     state.wandb_id = tracker.run_id
