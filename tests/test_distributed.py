@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from clitools import REPO, read_csv_columns, run_cli
+
 from seg.engine.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -20,7 +20,8 @@ def torchrun(module: str, *args: str, nproc: int = 2) -> subprocess.CompletedPro
     """`torchrun --standalone --nproc_per_node=<nproc> -m <module> <args>` with W&B offline."""
     env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", module, *args],
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+         "-m", module, *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
@@ -31,7 +32,9 @@ ODD_VAL = ["data=synthetic", "data.limit=13", "data.image_size=32", "batch_size=
 
 def test_ddp_evaluation_equals_one_process(cli_paths: list[str], tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    trained = run_cli("seg.train", "debug=smoke", "data=synthetic", "logger=none", f"hydra.run.dir={run_dir}", *cli_paths)
+    trained = run_cli(
+        "seg.train", "debug=smoke", "data=synthetic", "logger=none", f"hydra.run.dir={run_dir}", *cli_paths
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
     ckpt = run_dir / "checkpoints" / "best.pt"
 
@@ -50,8 +53,17 @@ def test_ddp_evaluation_equals_one_process(cli_paths: list[str], tmp_path: Path)
     assert two["dice"]["mean"] == pytest.approx(one["dice"]["mean"], rel=1e-6)
 
 
-DDP_TRAIN = ["trainer.strategy=ddp", "data=synthetic", "data.image_size=48", "model.base_channels=8",
-             "data.batch_size=16", "optimizer.lr=3e-3", "scheduler=none", "logger=none", "data.num_workers=0"]
+DDP_TRAIN = [
+    "trainer.strategy=ddp",
+    "data=synthetic",
+    "data.image_size=48",
+    "model.base_channels=8",
+    "data.batch_size=16",
+    "optimizer.lr=3e-3",
+    "scheduler=none",
+    "logger=none",
+    "data.num_workers=0",
+]
 
 
 def test_ddp_training_learns_and_resumes(cli_paths: list[str], tmp_path: Path) -> None:

@@ -40,9 +40,10 @@ def test_smoke_run_writes_the_run_directory_and_wandb_matches_metrics(
         "checkpoints/last.pt",
         "metrics.csv",
         "curves.png",
-        ".hydra/config.yaml",
+        "config.yaml",
     ):
         assert (run_dir / name).is_file(), name
+    assert "${" not in (run_dir / "config.yaml").read_text(), "config.yaml must be resolved"
     columns = read_csv_columns(run_dir / "metrics.csv")
     assert list(columns) == ["epoch", "train/loss", "train/dice", "val/loss", "val/dice", "lr", "seconds"]
     assert columns["epoch"] == [1.0, 2.0]
