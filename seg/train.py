@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from seg.config import data_kwargs, register_resolvers, validate_config
-from seg.data import build_datasets
+from seg.data import build_datasets, denormalize
 from seg.engine import checkpoint as ckpt_io
 from seg.engine.distributed import (
     DistContext,
@@ -260,6 +260,7 @@ def _tracker(cfg: DictConfig, run_dir: Path, run_id: str | None) -> WandbTracker
         list(lg.tags),
         lg.mode,
         run_id,
+        lg.get("init_timeout", 60.0),
     )
 
 
@@ -274,8 +275,6 @@ def _wandb_group(group: str) -> str:
 def _log_examples(
     tracker: WandbTracker, model: nn.Module, dataset, n: int, device: torch.device, epoch: int
 ) -> None:
-    from seg.data import denormalize
-
     model.eval()
     items = [dataset[i] for i in range(min(n, len(dataset)))]
     images = torch.stack([img for img, _ in items])

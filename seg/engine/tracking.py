@@ -44,6 +44,7 @@ class WandbTracker:
         tags: list[str],
         mode: str,
         run_id: str | None = None,
+        init_timeout: float = 60.0,
     ):
         self.run = None
         mode = os.environ.get("WANDB_MODE", mode)
@@ -62,7 +63,9 @@ class WandbTracker:
                 id=run_id,
                 resume="allow" if run_id else None,
                 reinit="finish_previous",
-                settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+                settings=wandb.Settings(
+                    silent=True, console="off", x_disable_stats=True, init_timeout=init_timeout
+                ),
             )
             self.run.define_metric("epoch")
             self.run.define_metric("*", step_metric="epoch")

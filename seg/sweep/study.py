@@ -6,6 +6,7 @@ that it survives interruption and so that trial jobs, in other processes, can re
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import optuna
@@ -46,5 +47,7 @@ def requeue_interrupted(study: optuna.Study) -> list[int]:
     for trial in stale:
         study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
         study.tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params)
+        with warnings.catch_warnings():  # enqueue_trial is "experimental" in optuna 2.x, and stable since
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.enqueue_trial(trial.params)
     return [t.number for t in stale]
