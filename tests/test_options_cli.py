@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from clitools import read_csv_columns, run_cli
 
 pytestmark = pytest.mark.slow
