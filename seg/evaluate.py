@@ -25,9 +25,9 @@ from seg.data import build_datasets, denormalize
 from seg.engine.distributed import (
     DistContext,
     ShardSampler,
-    all_reduce_sum,
     gather_objects,
     init_distributed,
+    reduce_meter,
     shutdown_distributed,
 )
 from seg.engine.loop import batches
@@ -76,8 +76,7 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         meter.update(logits, masks, loss_fn(logits, masks))
 
     per_image = _gather_per_image(meter, sampler, ctx, len(dataset))
-    meter.load_state(all_reduce_sum(meter.state(), ctx))
-    metrics = meter.compute()
+    metrics = reduce_meter(meter, ctx)
     if not ctx.is_main:
         return {}
     results = {

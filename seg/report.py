@@ -147,7 +147,7 @@ def differences(ab: Ablation) -> tuple[str, list[str]]:
                     f"{better}/{len(test)}",
                 ]
             )
-            verdicts.append(_verdict(f"{ab.factor} {stratum}".strip(), arm, ab.baseline, test, better))
+            verdicts.append(_verdict(", ".join(filter(None, [ab.name, stratum])), arm, ab.baseline, test, better))
     return markdown_table(header, rows), verdicts
 
 
@@ -156,18 +156,16 @@ def _delta(a: float | None, b: float | None) -> float | None:
 
 
 def _verdict(where: str, arm: str, baseline: str, deltas: list[float], better: int) -> str:
-    """One line: does `arm` beat `baseline` (or the reverse) in every seed, or is it within seed noise?"""
-    where = f" ({where})"
+    """One line: the test Dice difference, and whether one arm wins in every seed or it is seed noise."""
+    head = f"- {where}: `{arm}` − `{baseline}`"
     if not deltas:
-        return f"- `{arm}` vs `{baseline}`{where}: no test Dice to compare."
-    diff = mean_std(deltas, signed=True)
-    if len(deltas) > 1 and better in (0, len(deltas)):
-        winner, loser = (arm, baseline) if better else (baseline, arm)
-        return f"- `{winner}` beats `{loser}`{where} in all {len(deltas)} seeds: test Dice {diff}."
-    return (
-        f"- `{arm}` vs `{baseline}`{where}: test Dice {diff}, better in {better} of {len(deltas)} seeds: "
-        "not distinguishable from seed noise."
-    )
+        return f"{head}: no test Dice to compare."
+    n = len(deltas)
+    if n > 1 and better in (0, n):
+        conclusion = f"`{arm if better else baseline}` better in all {n} seeds"
+    else:
+        conclusion = f"`{arm}` better in {better} of {n} seeds: not distinguishable from seed noise"
+    return f"{head} = {mean_std(deltas, signed=True)} test Dice; {conclusion}."
 
 
 def plot_curves(ab: Ablation, path: Path) -> None:
@@ -263,9 +261,7 @@ def write_report(sweep_dirs: list[Path], out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m seg.report", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "sweep_dirs", nargs="+", type=Path, help="multirun sweep directories, one per ablation"
-    )
+    parser.add_argument("sweep_dirs", nargs="+", type=Path, help="multirun sweep directories, one per ablation")
     parser.add_argument("--out", type=Path, default=Path("outputs/ablations"), help="where report.md goes")
     args = parser.parse_args(argv)
     print(f"Report: {write_report(args.sweep_dirs, args.out)}")

@@ -29,14 +29,14 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from seg.config import data_kwargs, register_resolvers, validate_config
-from seg.data import build_datasets, denormalize
+from seg.data import build_datasets
 from seg.engine import checkpoint as ckpt_io
 from seg.engine.distributed import (
     DistContext,
     ShardSampler,
-    all_reduce_sum,
     broadcast_object,
     init_distributed,
+    reduce_meter,
     shutdown_distributed,
 )
 from seg.engine.history import History
@@ -121,7 +121,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     state = TrainState()
     if cfg.resume:
-        state = _restore(cfg.resume, model, optimizer, schedule, scaler, device)
+        state = TrainState(**ckpt_io.restore_training(cfg.resume, model, optimizer, schedule, scaler, device))
         log.info("Resumed from %s after epoch %d", cfg.resume, state.epoch)
     if ctx.is_main:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -158,7 +158,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             )  # fmt: skip
             val_data = batches(val_loader, device, channels_last, trainer.limit_val_batches)
             val_meter = evaluate(net, val_data, loss_fn, precision, _meter(cfg, device))
-            train_m, val_m = _reduce(train_meter, ctx), _reduce(val_meter, ctx)
+            train_m, val_m = reduce_meter(train_meter, ctx), reduce_meter(val_meter, ctx)
             lr = optimizer.param_groups[0]["lr"]
             schedule.after_epoch(val_m)
 
@@ -177,8 +177,9 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                     if improved:
                         checkpoint("best.pt")
                     checkpoint("last.pt")
-            if ctx.is_main and tracker.active and _every(cfg.logger.get("log_images_every", 0), epoch):
-                _log_examples(tracker, model, datasets["val"], cfg.logger.num_images, device, epoch)
+            images_every = cfg.logger.get("log_images_every", 0)
+            if ctx.is_main and tracker.active and images_every and epoch % images_every == 0:
+                tracker.log_examples(epoch, model, datasets["val"], cfg.logger.num_images, device)
             if trainer.early_stop_patience and state.stale_epochs >= trainer.early_stop_patience:
                 log.info("Early stop: val/dice has not improved for %d epochs", state.stale_epochs)
                 break
@@ -235,17 +236,6 @@ def _meter(cfg: DictConfig, device: torch.device, keep_per_image: bool = False) 
     )
 
 
-def _reduce(meter: SegmentationMeter, ctx: DistContext) -> dict[str, float]:
-    """Metrics over all ranks: the meters' sums are all-reduced before computing ratios."""
-    if ctx.enabled:
-        meter.load_state(all_reduce_sum(meter.state(), ctx))
-    return meter.compute()
-
-
-def _every(n: int, epoch: int) -> bool:
-    return bool(n) and epoch % n == 0
-
-
 def _tracker(cfg: DictConfig, run_dir: Path, run_id: str | None) -> WandbTracker:
     if cfg.logger.name != "wandb":
         return WandbTracker.off()
@@ -269,28 +259,6 @@ def _wandb_group(group: str) -> str:
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return group
     return f"{group}-{Path(HydraConfig.get().sweep.dir).name}"
-
-
-@torch.no_grad()
-def _log_examples(
-    tracker: WandbTracker, model: nn.Module, dataset, n: int, device: torch.device, epoch: int
-) -> None:
-    model.eval()
-    items = [dataset[i] for i in range(min(n, len(dataset)))]
-    images = torch.stack([img for img, _ in items])
-    probs = torch.sigmoid(model(images.to(device)).float()).cpu()
-    tracker.log_masks(epoch, denormalize(images), probs, torch.stack([m for _, m in items]))
-
-
-def _restore(resume: str, model, optimizer, schedule, scaler, device) -> TrainState:
-    path = ckpt_io.resolve_resume_path(resume)
-    ckpt = ckpt_io.load_checkpoint(path, map_location=device)
-    ckpt_io.load_model_weights(model, ckpt, path)
-    optimizer.load_state_dict(ckpt["optimizer"])
-    schedule.load_state_dict(ckpt["schedule"])
-    scaler.load_state_dict(ckpt["scaler"])
-    ckpt_io.restore_rng_state(ckpt["rng"])
-    return TrainState(**ckpt["state"])
 
 
 def _test_best(cfg, model, test_set, loss_fn, precision, device, run_dir: Path) -> dict[str, float]:

@@ -90,6 +90,25 @@ def load_model_weights(model: torch.nn.Module, ckpt: dict[str, Any], source: str
         ) from e
 
 
+def restore_training(
+    resume: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Any,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Load `resume` (run dir or checkpoint) into the training objects and the RNGs; returns its train state."""
+    path = resolve_resume_path(resume)
+    ckpt = load_checkpoint(path, map_location=device)
+    load_model_weights(model, ckpt, path)
+    optimizer.load_state_dict(ckpt["optimizer"])
+    schedule.load_state_dict(ckpt["schedule"])
+    scaler.load_state_dict(ckpt["scaler"])
+    restore_rng_state(ckpt["rng"])
+    return ckpt["state"]
+
+
 def _group_name(model_class: str | None) -> str:
     return {"UNet": "unet", "ResNet34UNet": "resnet34_unet"}.get(model_class or "", "<name>")
 

@@ -11,6 +11,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, Sampler
 
+from seg.metrics import SegmentationMeter
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -64,6 +66,13 @@ def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     if ctx.enabled:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def reduce_meter(meter: SegmentationMeter, ctx: DistContext) -> dict[str, float]:
+    """Metrics of `meter` over all ranks: its sums are all-reduced before the ratios are taken."""
+    if ctx.enabled:
+        meter.load_state(all_reduce_sum(meter.state(), ctx))
+    return meter.compute()
 
 
 def gather_objects(obj: object, ctx: DistContext) -> list[object]:

@@ -53,28 +53,11 @@ class ResumableSearch(OptunaSweeperImpl):
         distributions, fixed = create_params_from_overrides(self._parse_sweeper_params_config() + arguments)
         for name in fixed:
             distributions.pop(name, None)
-        study = optuna.create_study(
-            study_name=self.study_name,
-            storage=open_storage(self.storage),
-            sampler=self.sampler,
-            directions=self._get_directions(),
-            load_if_exists=True,
-        )
-        if len(study.directions) != 1:
-            raise ConfigError("invalid config: hydra.sweeper.direction; allowed: one direction (seg_optuna)")
-        study.sampler = self._resumed_sampler(len(study.trials))
-        requeued = requeue_interrupted(study)
-        if requeued:
-            log.info("Trials %s were cut short by an interruption: their parameters run again", requeued)
+        study = self._open_study()
         done = len(counted_trials(study))
         to_go = max(0, self.n_trials - done)
         log.info(
-            "Study %s (%s): %d of %d trials done, %d to run",
-            study.study_name,
-            self.storage,
-            done,
-            self.n_trials,
-            to_go,
+            "Study %s (%s): %d of %d trials done, %d to run", study.study_name, self.storage, done, self.n_trials, to_go
         )
 
         failures = 0
@@ -96,6 +79,23 @@ class ResumableSearch(OptunaSweeperImpl):
                     f"logs in {self.sweep_dir}"
                 )
         write_results(study, Path(self.sweep_dir), self.config.trainer.epochs)
+
+    def _open_study(self) -> optuna.Study:
+        """Create the study or load it from storage, ready to continue where an earlier run stopped."""
+        study = optuna.create_study(
+            study_name=self.study_name,
+            storage=open_storage(self.storage),
+            sampler=self.sampler,
+            directions=self._get_directions(),
+            load_if_exists=True,
+        )
+        if len(study.directions) != 1:
+            raise ConfigError("invalid config: hydra.sweeper.direction; allowed: one direction (seg_optuna)")
+        study.sampler = self._resumed_sampler(len(study.trials))
+        requeued = requeue_interrupted(study)
+        if requeued:
+            log.info("Trials %s were cut short by an interruption: their parameters run again", requeued)
+        return study
 
     def _resumed_sampler(self, n_existing: int) -> optuna.samplers.BaseSampler:
         """A rerun's sampler is seeded with seed + the trials already in the study, so that it does not
@@ -169,9 +169,7 @@ def write_results(study: optuna.Study, sweep_dir: Path, epochs_per_trial: int) -
             best_run_dir=best.user_attrs.get("run_dir"),
         )
         log.info("Best trial %d: val Dice %.4f with %s", best.number, best.value, best.params)
-    results["trials"] = {
-        s.name.lower(): sum(t.state == s for t in trials) for s in TrialState if s.is_finished()
-    }
+    results["trials"] = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState if s.is_finished()}
     results["compute"] = compute_saved(trials, epochs_per_trial)
     log.info("Pruning: %s", results["compute"])
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -182,16 +180,10 @@ def write_results(study: optuna.Study, sweep_dir: Path, epochs_per_trial: int) -
 
 def compute_saved(trials: list[optuna.trial.FrozenTrial], epochs_per_trial: int) -> dict[str, float]:
     """Epochs and seconds the COMPLETE and PRUNED trials trained, against training every one to the end."""
-    ran = [
-        t
-        for t in trials
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.user_attrs.get("epochs")
-    ]
+    ran = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.user_attrs.get("epochs")]
     epochs = sum(t.user_attrs["epochs"] for t in ran)
     seconds = sum(t.user_attrs.get("seconds", 0.0) for t in ran)
-    full_seconds = sum(
-        t.user_attrs.get("seconds", 0.0) / t.user_attrs["epochs"] * epochs_per_trial for t in ran
-    )
+    full_seconds = sum(t.user_attrs.get("seconds", 0.0) / t.user_attrs["epochs"] * epochs_per_trial for t in ran)
     budget = epochs_per_trial * len(ran)
     return {
         "trials": len(ran),
