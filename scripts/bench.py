@@ -10,7 +10,7 @@ Sections (all by default; `--sections` picks some):
 
 Writes <out>/bench.json (every figure as median, min, max and the repeats) and <out>/bench.md (tables).
 The device is CUDA when one is visible, else the CPU. A full run takes ~10 minutes on 2 CPU cores,
-`--quick` ~1-2 minutes (fewer sizes, shorter timings, two repeats; for checking, not for reporting).
+`--quick` ~1-2 minutes (128 px, one repeat, short timings; for checking, not for reporting).
 
     python scripts/bench.py [--quick] [--repeats N] [--out outputs/bench] [--sections ceiling,model]
 """
@@ -19,21 +19,43 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-
 from benchlib.common import REAL_SAMPLE, CpuShare, conditions
 from benchlib.compute import Matmul, ceiling_precisions, measure_ceiling, measure_model, model_cases
 from benchlib.data import measure_epoch, measure_loader
 from benchlib.overhead import measure_overhead
 from benchlib.report import render, targets
+
 from seg.engine.runtime import resolve_device
 
 SECTIONS = ("ceiling", "model", "loader", "epoch", "overhead")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the sections measure and for how long (a full run, or --quick)."""
+
+    device: torch.device
+    quick: bool
+    repeats: int
+    models: list[str]
+    sizes: list[int]  # image sides of the model and loader sections
+    batch: int  # training batch at 128 px
+    matmul_n: int
+    ceiling_seconds: float  # per ceiling repeat
+    model_seconds: float  # per model repeat (at least one step)
+    pair_seconds: float  # matmul measured after each model repeat
+    epoch_sources: tuple[bool, ...]  # epoch section: from the cache (True) and/or decoding (False)
+    epoch_limit: int | None  # batches per pass in the epoch section (None: all)
+    out: Path
 
 
 def _list(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
@@ -43,11 +65,13 @@ def _list(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short timings, 128 px only, 2 repeats")
-    parser.add_argument("--repeats", type=int, help="repeats per figure (default 3, --quick 2)")
+    parser.add_argument("--quick", action="store_true",
+                        help="128 px only, 1 repeat, short timings, 2-batch epochs: checks, not figures")
+    parser.add_argument("--repeats", type=int, help="repeats per figure (default 3, --quick 1)")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench"), help="where bench.json/.md go")
     parser.add_argument("--sections", type=_list(str), default=list(SECTIONS), help=",".join(SECTIONS))
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, i.e. the cores)")
     parser.add_argument("--models", type=_list(str), default=["unet", "resnet34_unet"], help="conf/model options")
     parser.add_argument("--sizes", type=_list(int), help="image sides of model and loader (default 128,256)")
     parser.add_argument("--batch", type=int,
@@ -56,61 +80,83 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(args.sections) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
-    args.repeats = args.repeats or (2 if args.quick else 3)
-    args.sizes = args.sizes or ([128] if args.quick else [128, 256])
     return args
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Measure the chosen sections in order, printing each figure as it comes."""
+def make_plan(args: argparse.Namespace) -> Plan:
     device = resolve_device(args.device)
-    cuda = device.type == "cuda"
-    quick, repeats = args.quick, args.repeats
-    matmul_n = 8192 if cuda else (2048 if quick else 4096)
-    cache_dir = args.out / "cache"
-    results: dict[str, Any] = {"meta": {**conditions(device), "quick": quick, "repeats": repeats,
-                                        "sections": args.sections, "other_cpu_share": {}}}
-    needs_sample = {"loader", "epoch"} & set(args.sections)
+    cuda, quick = device.type == "cuda", args.quick
+    return Plan(
+        device=device, quick=quick, repeats=args.repeats or (1 if quick else 3), models=args.models,
+        sizes=args.sizes or ([128] if quick else [128, 256]), batch=args.batch or (64 if cuda else 8),
+        matmul_n=8192 if cuda else (2048 if quick else 4096), ceiling_seconds=0.3 if quick else 1.0,
+        model_seconds=0.0 if quick else 2.0, pair_seconds=0.2 if quick else 0.5,
+        epoch_sources=(True,) if quick else (True, False), epoch_limit=2 if quick else None, out=args.out,
+    )
+
+
+def _ceiling(plan: Plan) -> list[dict[str, Any]]:
+    return measure_ceiling(plan.device, plan.matmul_n, plan.repeats, plan.ceiling_seconds)
+
+
+def _model(plan: Plan) -> list[dict[str, Any]]:
+    probes = {p: Matmul(plan.device, p, plan.matmul_n) for p in ceiling_precisions(plan.device)}
+    return [measure_model(case, plan.device, plan.repeats, plan.model_seconds, probes[case.ceiling(plan.device)],
+                          plan.pair_seconds)
+            for case in model_cases(plan.device, plan.models, plan.sizes, plan.batch)]
+
+
+def _loader(plan: Plan) -> list[dict[str, Any]]:
+    return [row for size in plan.sizes for cached in (True, False)
+            for row in measure_loader(size, cached, [0, 2], plan.repeats, plan.out / "cache", plan.device)]
+
+
+def _epoch(plan: Plan) -> list[dict[str, Any]]:
+    return [measure_epoch(cached, 2, plan.repeats, plan.out / "cache", plan.device, plan.epoch_limit)
+            for cached in plan.epoch_sources]
+
+
+def _overhead(plan: Plan) -> list[dict[str, Any]]:
+    return measure_overhead(plan.out / "overhead", plan.repeats)
+
+
+MEASURE: dict[str, Callable[[Plan], list[dict[str, Any]]]] = {
+    "ceiling": _ceiling, "model": _model, "loader": _loader, "epoch": _epoch, "overhead": _overhead,
+}
+
+
+def run(plan: Plan, sections: list[str]) -> dict[str, Any]:
+    """Measure `sections` in order, printing each row as it comes; the results with the targets."""
+    needs_sample = {"loader", "epoch"} & set(sections)
     if needs_sample and not (REAL_SAMPLE / "annotations" / "trainval.txt").is_file():
         sys.exit(f"error: sections {sorted(needs_sample)} need the real sample at {REAL_SAMPLE}")
-
-    for section in args.sections:
-        share = CpuShare()
+    meta = {**conditions(plan.device), "quick": plan.quick, "repeats": plan.repeats, "sections": sections,
+            "other_cpu_share": {}, "section_seconds": {}}
+    results: dict[str, Any] = {"meta": meta}
+    for section in sections:
+        share, start = CpuShare(), time.perf_counter()
         print(f"== {section}", flush=True)
-        if section == "ceiling":
-            rows = measure_ceiling(device, matmul_n, repeats, min_seconds=0.3 if quick else 1.0)
-        elif section == "model":
-            probes = {p: Matmul(device, p, matmul_n) for p in ceiling_precisions(device)}
-            rows = []
-            for case in model_cases(device, args.models, args.sizes, args.batch or (64 if cuda else 8)):
-                rows.append(measure_model(case, device, repeats, min_seconds=0.0 if quick else 2.0,
-                                          ceiling=probes[case.ceiling(device)],
-                                          pair_seconds=0.2 if quick else 0.5))
-        elif section == "loader":
-            rows = [row for size in args.sizes for cached in (True, False)
-                    for row in measure_loader(size, cached, [0, 2], repeats, cache_dir, device)]
-        elif section == "epoch":
-            rows = [measure_epoch(cached, 2, repeats, cache_dir, device, limit=3 if quick else None)
-                    for cached in (True, False)]
-        else:
-            rows = measure_overhead(args.out / "overhead", repeats)
-        for row in rows:
+        results[section] = MEASURE[section](plan)
+        for row in results[section]:
             print("  " + json.dumps({k: v["median"] if isinstance(v, dict) else v for k, v in row.items()}),
                   flush=True)
-        results[section] = rows
-        results["meta"]["other_cpu_share"][section] = share.other()
+        meta["other_cpu_share"][section] = share.other()
+        meta["section_seconds"][section] = round(time.perf_counter() - start, 1)
     results["targets"] = targets(results)
     return results
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    results = run(args)
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for the jobs of the overhead section
+        torch.set_num_threads(args.threads)
+    results = run(make_plan(args), args.sections)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results, indent=1) + "\n")
     (args.out / "bench.md").write_text(render(results))
-    print(f"wrote {args.out / 'bench.json'} and {args.out / 'bench.md'}")
     print(render(results))
+    print(f"wrote {args.out / 'bench.json'} and {args.out / 'bench.md'}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_bench_writes_json_and_markdown(tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    args = ["--quick", "--repeats", "1", "--sections", "ceiling,model", "--models", "resnet34_unet",
+    args = ["--quick", "--repeats", "1", "--threads", "1", "--sections", "ceiling,model", "--models", "resnet34_unet",
             "--sizes", "32", "--batch", "1", "--out", str(out)]
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), *args], cwd=REPO,
                           capture_output=True, text=True, timeout=300)

@@ -21,6 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 REAL_SAMPLE = (REPO / ".." / "shared" / "data" / "oxford-iiit-pet-sample").resolve()
 """The 400-image real Oxford-IIIT Pet sample, read in place (never copied into the repository)."""
 
+THREAD_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS", "KMP_BLOCKTIME")
+"""Environment variables that change how the CPU kernels use their threads (recorded with the results)."""
+
 
 @dataclass(frozen=True)
 class Stat:
@@ -127,6 +130,7 @@ def conditions(device: torch.device) -> dict[str, Any]:
         "mkldnn": torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "load_average_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "env": {k: os.environ[k] for k in THREAD_ENV if k in os.environ},
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

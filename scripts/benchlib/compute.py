@@ -110,7 +110,7 @@ def measure_model(case: ModelCase, device: torch.device, repeats: int, min_secon
     The model, loss and optimizer are the suite's defaults for `model=<case.model>`; the batch goes
     through `batches` (device copy and memory format) like the trainer's.
     """
-    cfg = suite_config([f"model={case.model}", f"trainer.precision={case.precision}"])
+    cfg = suite_config([f"model={case.model}"])
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     memory_format = torch.channels_last if case.channels_last else torch.contiguous_format
     model = instantiate(cfg.model).to(device, memory_format=memory_format)

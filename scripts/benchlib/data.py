@@ -28,37 +28,42 @@ T = TypeVar("T")
 
 EPOCH_MODEL = ["model=unet", "model.base_channels=16"]
 """The fixed small model of the epoch section (UNet 16-32-64-128-256, ~1.9M parameters)."""
+WARMUP_BATCHES = 2
 
 
-def _real_data(size: int, cached: bool, cache_dir: Path, workers: int) -> list[str]:
+def _real_data(size: int, cached: bool, cache_dir: Path) -> list[str]:
     """Overrides: the real sample at `size` px, from the cache under `cache_dir` or decoded every time."""
     return [f"data.root={REAL_SAMPLE}", f"data.image_size={size}", f"data.cache={str(cached).lower()}",
-            f"paths.cache_dir={cache_dir}", f"data.num_workers={workers}", "augmentation=basic"]
+            f"paths.cache_dir={cache_dir}", "augmentation=basic"]
 
 
 def measure_loader(size: int, cached: bool, workers_list: list[int], repeats: int, cache_dir: Path,
                    device: torch.device) -> list[dict[str, Any]]:
-    """Images/s of whole passes over the train loader (worker start included, as in every epoch).
+    """Images/s of whole passes over the train loader, and the seconds to its first batch (worker start
+    included: the loader's workers are not persistent, so every epoch pays it).
 
     One untimed pass first, so the cache is built and the files are in the OS page cache for both.
     """
-    cfg = suite_config(_real_data(size, cached, cache_dir, 0))
+    cfg = suite_config(_real_data(size, cached, cache_dir))
     train: Dataset = build_datasets(**data_kwargs(cfg))["train"]
     rows = []
     for workers in workers_list:
         loader = make_loader(train, cfg.data.batch_size, workers, True, device.type == "cuda")
 
-        def one_pass(epoch: int, loader: Iterable = loader) -> None:
+        def one_pass(epoch: int, loader: Iterable = loader) -> tuple[float, float]:
+            """(seconds to the first batch, seconds of the whole pass)."""
             reseed_loader(loader, cfg.seed, epoch)
+            start, first = time.perf_counter(), None
             for _ in loader:
-                pass
+                first = first or time.perf_counter() - start
+            return first, time.perf_counter() - start
 
         one_pass(0)
-        rates = [len(train) / seconds(lambda e=e: one_pass(e), torch.device("cpu"))
-                 for e in range(1, repeats + 1)]
+        firsts, totals = zip(*(one_pass(epoch) for epoch in range(1, repeats + 1)))
         rows.append({"size": size, "source": "cache" if cached else "decode", "workers": workers,
                      "batch": cfg.data.batch_size, "images": len(train),
-                     "images_per_s": Stat.of(rates).to_json()})
+                     "images_per_s": Stat.of([len(train) / t for t in totals]).to_json(),
+                     "first_batch_s": Stat.of(firsts).to_json()})
     return rows
 
 
@@ -80,11 +85,11 @@ class WaitClock(Iterator[T]):
 def measure_epoch(cached: bool, workers: int, repeats: int, cache_dir: Path, device: torch.device,
                   limit: int | None) -> dict[str, Any]:
     """Seconds of one epoch (train pass + val pass) at 128 px with `EPOCH_MODEL`, and the part of it
-    spent waiting for batches (loader, device copy); compute = the rest. One untimed epoch first.
+    spent waiting for batches (loader, device copy); compute = the rest. A short untimed warm-up first.
 
     `limit` caps the batches of each pass (None: all).
     """
-    cfg = suite_config([*_real_data(128, cached, cache_dir, workers), *EPOCH_MODEL])
+    cfg = suite_config([*_real_data(128, cached, cache_dir), *EPOCH_MODEL])
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     datasets = build_datasets(**data_kwargs(cfg))
     pin = device.type == "cuda"
@@ -99,10 +104,11 @@ def measure_epoch(cached: bool, workers: int, repeats: int, cache_dir: Path, dev
     precision = Precision.resolve(cfg.trainer.precision, device)
     scaler = precision.grad_scaler()
     totals, waits = [], []
-    for epoch in range(repeats + 1):
+    for epoch in range(repeats + 1):  # epoch 0: a warm-up of WARMUP_BATCHES, not timed
         reseed_loader(train_loader, cfg.seed, epoch)
-        train_data = WaitClock(batches(train_loader, device, channels_last, limit))
-        val_data = WaitClock(batches(val_loader, device, channels_last, limit))
+        epoch_limit = WARMUP_BATCHES if epoch == 0 else limit
+        train_data = WaitClock(batches(train_loader, device, channels_last, epoch_limit))
+        val_data = WaitClock(batches(val_loader, device, channels_last, epoch_limit))
 
         def run(train_data: Iterable = train_data, val_data: Iterable = val_data, epoch: int = epoch) -> None:
             train_one_epoch(model, train_data, loss_fn, optimizer, schedule, scaler, precision,

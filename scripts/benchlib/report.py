@@ -62,7 +62,8 @@ def render(results: dict[str, Any]) -> str:
         f"{meta['date']}, torch {meta['torch']}, {meta['cpu_count']} CPUs, {meta['torch_threads']} torch threads"
         f" ({meta['cpu_capability']}), repeats {meta['repeats']}{', --quick' if meta['quick'] else ''}. "
         f"Each figure: median (min–max) over the repeats. Load average at start {num(meta['load_average_start'])}; "
-        f"CPU used by other processes per section: {busy or 'n/a'} (0% = a quiet machine).",
+        f"CPU used by other processes per section: {busy or 'n/a'} (0% = a quiet machine)."
+        + "".join(f" {k}={v}." for k, v in meta["env"].items()),
         "",
     ]
     if results["targets"]:
@@ -87,11 +88,12 @@ def render(results: dict[str, Any]) -> str:
         ratios = loader_ratios(results["loader"])
         lines += ["## 3. Train loader", "",
                   "Whole passes over the train split of the real sample (augmentation `basic`), worker start"
-                  " included; `cache`: resized uint8 cache, `decode`: every JPEG and trimap decoded each time.", ""]
+                  " included (first batch s: what every epoch pays before its first batch); `cache`: resized uint8"
+                  " cache, `decode`: every JPEG and trimap decoded each time.", ""]
         lines += _table(
-            ["px", "source", "workers", "batch", "images", "img/s", "cache / decode"],
+            ["px", "source", "workers", "batch", "images", "img/s", "first batch s", "cache / decode"],
             [[str(r["size"]), r["source"], str(r["workers"]), str(r["batch"]), str(r["images"]),
-              _text(r["images_per_s"]),
+              _text(r["images_per_s"]), _text(r["first_batch_s"]),
               f"{num(ratios[r['size'], r['workers']])}x" if r["source"] == "cache" and
               (r["size"], r["workers"]) in ratios else ""]
              for r in results["loader"]])
@@ -110,7 +112,8 @@ def render(results: dict[str, Any]) -> str:
                   "Separate processes; a job trains one batch of a 4-channel UNet at 32 px on cached synthetic"
                   " data, so its wall time is what any sweep job pays besides training. Epoch loop: the part"
                   " spent inside fit's epoch loop (from summary.json).", ""]
-        lines += _table(["stage", "wall s", "epoch loop s"],
-                        [[r["stage"], _text(r["seconds"]), _text(r["epoch_loop_s"]) if "epoch_loop_s" in r else ""]
+        lines += _table(["stage", "wall s", "epoch loop s", "outside the loop s"],
+                        [[r["stage"], _text(r["seconds"]), *(_text(r[k]) if k in r else "" for k in
+                                                              ("epoch_loop_s", "outside_loop_s"))]
                          for r in results["overhead"]])
     return "\n".join(lines)

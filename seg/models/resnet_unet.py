@@ -8,7 +8,6 @@ from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
-from torchvision.models.resnet import BasicBlock, ResNet34_Weights, conv1x1
 
 from seg.errors import ConfigError, MissingWeightsError
 from seg.models.blocks import UpBlock, UpsampleMode
@@ -18,9 +17,20 @@ LAYERS: tuple[int, ...] = (3, 4, 6, 3)
 """BasicBlocks per stage of ResNet-34."""
 
 
+def imagenet_url() -> str:
+    """Download address of torchvision's ``ResNet34_Weights.IMAGENET1K_V1``.
+
+    torchvision is imported here and in the encoder, not at module level: importing torchvision.models
+    costs ~2 s, which every sweep job (UNet ones too, via config validation) would otherwise pay.
+    """
+    from torchvision.models.resnet import ResNet34_Weights
+
+    return ResNet34_Weights.IMAGENET1K_V1.url
+
+
 def imagenet_checkpoint_path() -> Path:
     """Where torchvision caches ``ResNet34_Weights.IMAGENET1K_V1``: <torch hub dir>/checkpoints/<file>."""
-    url = ResNet34_Weights.IMAGENET1K_V1.url
+    url = imagenet_url()
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
 
@@ -34,7 +44,7 @@ def load_imagenet_state_dict() -> dict[str, Tensor]:
         raise MissingWeightsError(
             f"ImageNet ResNet-34 weights are not in {path}, and they cannot be downloaded offline. "
             f"Either put the file there (download it on a machine with internet from "
-            f"{ResNet34_Weights.IMAGENET1K_V1.url}) or use model.encoder_weights=null."
+            f"{imagenet_url()}) or use model.encoder_weights=null."
         )
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -49,6 +59,8 @@ class ResNetEncoder(nn.Module):
     """
 
     def __init__(self, in_channels: int, base_channels: int) -> None:
+        from torchvision.models.resnet import BasicBlock, conv1x1
+
         super().__init__()
         widths = [base_channels * 2**i for i in range(len(LAYERS))]
         self.conv1 = nn.Conv2d(in_channels, base_channels, kernel_size=7, stride=2, padding=3, bias=False)
