@@ -21,6 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from seg.sweep.results import JobResult, load_sweep, markdown_table  # noqa: E402
 
@@ -75,6 +76,8 @@ def load_ablation(sweep_dir: Path) -> Ablation:
     swept = [k for k, v in values.items() if len(v) > 1 and k != "seed"]
     spec = jobs[0].config().get("ablation") or {}
     factor = spec.get("factor") or (swept[0] if swept else "seed")
+    if factor not in values:
+        raise SystemExit(f"error: the jobs in {sweep_dir} do not override the ablated key {factor!r}")
     done = [j for j in jobs if j.status == "completed" and factor in j.override_map()]
     return Ablation(
         name=jobs[0].config().get("name", sweep_dir.name),
@@ -184,15 +187,12 @@ def plot_curves(ab: Ablation, path: Path) -> None:
                 ax = axes[row, col]
                 color = colors[i % len(colors)]
                 ax.plot(epochs, mean, color=color, label=f"{arm} (n={len(histories)})")
-                ax.fill_between(
-                    epochs,
-                    [m - s for m, s in zip(mean, std)],
-                    [m + s for m, s in zip(mean, std)],
-                    color=color,
-                    alpha=0.2,
-                )
+                top = 1.0 if key == "val/dice" else float("inf")  # the band stays within the metric's range
+                lower = [max(m - s, 0.0) for m, s in zip(mean, std)]
+                ax.fill_between(epochs, lower, [min(m + s, top) for m, s in zip(mean, std)], color=color, alpha=0.2)
                 ax.set(title=f"{label} {stratum}".strip(), xlabel="epoch", ylabel=label)
     for ax in axes.flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(title=ab.factor, fontsize=8)
     fig.suptitle(f"{ab.name}: mean over seeds, band ± 1 std")
@@ -250,7 +250,8 @@ def write_report(sweep_dirs: list[Path], out: Path) -> Path:
         + ", ".join(f"`{d}`" for d in sweep_dirs)
         + ".",
         "A difference counts as a finding when it has the same sign in every seed; otherwise it is "
-        "reported as not distinguishable from seed noise.",
+        "reported as not distinguishable from seed noise. Training time is the sum of a job's epoch times: "
+        "jobs that ran at the same time (joblib) or on a busy machine slowed each other down.",
         "## Findings at a glance",
         "\n".join(verdicts),
     ]

@@ -183,7 +183,9 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             if trainer.early_stop_patience and state.stale_epochs >= trainer.early_stop_patience:
                 log.info("Early stop: val/dice has not improved for %d epochs", state.stale_epochs)
                 break
-            if broadcast_object(pruner is not None and pruner.report(epoch, val_m["dice"]), ctx):
+            # every epoch is reported to the study; the last one completes the trial rather than prune it
+            prune = pruner is not None and pruner.report(epoch, val_m["dice"]) and epoch < trainer.epochs
+            if broadcast_object(prune, ctx):
                 log.info(
                     "Pruned at epoch %d: val/dice %.4f is below the median of earlier trials",
                     epoch,

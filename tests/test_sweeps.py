@@ -19,9 +19,15 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # 2 jobs x 2 threads on a small shared CP
 def run_sweep(out: Path, cli_paths: list[str], *overrides: str) -> Path:
     """Run `seg.train -m` with `overrides`; returns its sweep directory."""
     result = run_cli(
-        "seg.train", "-m", *SMOKE, "optimizer.lr=1e-3,3e-3", f"paths.output_dir={out}", *cli_paths, *overrides,
+        "seg.train",
+        "-m",
+        *SMOKE,
+        "optimizer.lr=1e-3,3e-3",
+        f"paths.output_dir={out}",
+        *cli_paths,
+        *overrides,
         env=ONE_THREAD,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     [sweep_dir] = (out / "multirun" / "default").iterdir()
     return sweep_dir

@@ -114,6 +114,7 @@ def write_sweep_summary(sweep_dir: Path, jobs: list[JobResult]) -> tuple[Path, P
         writer = csv.DictWriter(f, SUMMARY_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    table = markdown_table(SUMMARY_COLUMNS, [[r[c] for c in SUMMARY_COLUMNS] for r in rows])
+    cells = [[fmt(r[c], digits=1 if c == "seconds" else 4) for c in SUMMARY_COLUMNS] for r in rows]
+    table = markdown_table(SUMMARY_COLUMNS, cells)
     md_path.write_text(f"# Sweep {sweep_dir}\n\n{len(rows)} jobs.\n\n{table}\n")
     return csv_path, md_path

@@ -69,6 +69,7 @@ class ResumableSearch(OptunaSweeperImpl):
                 initial_job_idx=self.job_idx,
             )
             self.job_idx += len(returns)
+            study = self._reload(study)
             for trial, ret in zip(trials, returns):
                 failures += tell(study, trial, ret) == TrialState.FAIL
             to_go -= len(trials)
@@ -96,6 +97,13 @@ class ResumableSearch(OptunaSweeperImpl):
         if requeued:
             log.info("Trials %s were cut short by an interruption: their parameters run again", requeued)
         return study
+
+    def _reload(self, study: optuna.Study) -> optuna.Study:
+        """The study read afresh from storage. A Study caches the trials it asked for as its own, but the
+        trial jobs wrote their per-epoch values into them from other processes (pruning)."""
+        if self.storage is None:
+            return study
+        return optuna.load_study(study_name=study.study_name, storage=open_storage(self.storage), sampler=study.sampler)
 
     def _resumed_sampler(self, n_existing: int) -> optuna.samplers.BaseSampler:
         """A rerun's sampler is seeded with seed + the trials already in the study, so that it does not
@@ -133,13 +141,17 @@ def job_outcome(ret: JobReturn) -> tuple[TrialState, float | None]:
 
 
 def tell(study: optuna.Study, trial: Trial, ret: JobReturn) -> TrialState:
-    """Record the job's outcome, run directory, epochs and seconds in the trial; returns the state."""
+    """Record the job's outcome, run directory, epochs and seconds in `trial`; returns the state.
+
+    `study` is a fresh view of the storage (see ResumableSearch._reload); `trial` the handle it was asked
+    with, whose attribute writes go straight to storage. A pruned trial's value is its last reported one.
+    """
     state, value = job_outcome(ret)
     summary = _job_summary(ret)
     for key in ("run_dir", "epochs", "seconds"):
         if key in summary:
             trial.set_user_attr(key, summary[key])
-    study.tell(trial, value, state=state)
+    study.tell(trial.number, value, state=state)
     return state
 
 
