@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	$(PY) -m pip install --quiet -e ".[dev]" $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	touch $(STAMP)
 
-demo: install ## train a small UNet on synthetic pets (CPU, ~15 s of training)
+demo: install ## train a small UNet on synthetic pets (CPU, ~35 s of training)
 	$(PY) -m seg.train experiment=demo $(ARGS)
 
 train: install ## train with the default config; pass overrides in ARGS="model=resnet34_unet ..."
