@@ -141,7 +141,7 @@ def _example_grid(model, dataset, per_image: np.ndarray, cfg: DictConfig, device
     """Rows of (image, ground truth, probability, prediction): the worst images, then random ones."""
     order = np.argsort(per_image, kind="stable")
     worst = list(order[: cfg.num_worst])
-    rest = [i for i in range(len(dataset)) if i not in set(worst)]
+    rest = sorted(set(range(len(dataset))) - set(worst))
     rng = np.random.default_rng(cfg.seed)
     picked = worst + list(rng.choice(rest, size=min(cfg.num_random, len(rest)), replace=False))
     if not picked:

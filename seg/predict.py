@@ -42,7 +42,7 @@ def list_inputs(pattern: str) -> list[Path]:
 
 def output_path(output_dir: Path, source: Path, suffix: str, taken: set[Path]) -> Path:
     """`<output_dir>/<stem><suffix>`, unique among `taken`, and never outside `output_dir`."""
-    stem = source.stem.replace("/", "_").replace("\\", "_") or "image"
+    stem = source.stem or "image"
     candidate = output_dir / f"{stem}{suffix}"
     n = 1
     while candidate in taken:

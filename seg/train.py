@@ -232,10 +232,8 @@ def _loaders(cfg: DictConfig, datasets: dict, ctx: DistContext, device: torch.de
     return train, val
 
 
-def _meter(cfg: DictConfig, device: torch.device, keep_per_image: bool = False) -> SegmentationMeter:
-    return SegmentationMeter(
-        threshold=cfg.get("threshold", 0.5), device=device, keep_per_image=keep_per_image
-    )
+def _meter(cfg: DictConfig, device: torch.device) -> SegmentationMeter:
+    return SegmentationMeter(threshold=cfg.threshold, device=device)
 
 
 def _tracker(cfg: DictConfig, run_dir: Path, run_id: str | None) -> WandbTracker:

@@ -110,7 +110,10 @@ def restore_training(
 
 
 def _group_name(model_class: str | None) -> str:
-    return {"UNet": "unet", "ResNet34UNet": "resnet34_unet"}.get(model_class or "", "<name>")
+    """The `model=` option that builds `model_class`, from the model registry."""
+    from seg.models import MODELS
+
+    return next((name for name, cls in MODELS.items() if cls.__name__ == model_class), "<name>")
 
 
 def rng_state() -> dict[str, Any]:
