@@ -64,8 +64,10 @@ def kill_after_completed(out: Path, cli_paths: list[str], n_completed: int) -> N
     with subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL) as proc:  # fmt: skip
         deadline = time.monotonic() + 240
+        # Watch the job folders, not the database: opening the study while the sweeper creates it races
+        # its schema set-up. Jobs run one at a time and job n starts after trials 0..n-1 were told.
         while time.monotonic() < deadline and proc.poll() is None:
-            if Path(storage_url(out).removeprefix("sqlite:///")).is_file() and len(completed(out)) >= n_completed:
+            if list((out / "multirun" / "lr_optuna").glob(f"*/{n_completed}")):
                 break
             time.sleep(0.2)
         proc.kill()
