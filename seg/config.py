@@ -50,6 +50,10 @@ def optional(check: Check) -> Check:
     return lambda v: v is None or check(v)
 
 
+def boolean(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
 def one_of(*allowed: Any) -> Check:
     return lambda v: v in allowed
 
@@ -64,6 +68,11 @@ RULES: dict[str, tuple[Check, str]] = {
     "trainer.limit_train_batches": (optional(positive_int), "null or an integer >= 1"),
     "trainer.limit_val_batches": (optional(positive_int), "null or an integer >= 1"),
     "trainer.strategy": (one_of("single", "ddp"), "single or ddp"),
+    "trainer.channels_last": (boolean, "true or false"),
+    "trainer.reuse_host_memory": (boolean, "true or false"),
+    "trainer.deterministic": (boolean, "true or false"),
+    "trainer.sync_batchnorm": (boolean, "true or false"),
+    "trainer.test_after_fit": (boolean, "true or false"),
     "trainer.progress": (one_of("auto", True, False), "auto, true or false"),
     "data.image_size": (positive_int, "an integer >= 1"),
     "data.batch_size": (positive_int, "an integer >= 1"),
@@ -74,6 +83,7 @@ RULES: dict[str, tuple[Check, str]] = {
     ),
     "data.val_split": (optional(fraction), "null (every 10th entry) or a fraction in (0, 1)"),
     "data.limit": (optional(positive_int), "null or an integer >= 1"),
+    "data.cache": (boolean, "true or false"),
     "data.on_bad_sample": (one_of("skip", "raise"), "skip or raise"),
     "model.base_channels": (positive_int, "an integer >= 1"),
     "model.upsample": (one_of("transpose", "bilinear"), "transpose or bilinear"),

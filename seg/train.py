@@ -48,6 +48,7 @@ from seg.engine.runtime import (
     make_loader,
     reseed_loader,
     resolve_device,
+    reuse_host_memory,
     seed_everything,
     sigint_deferred,
 )
@@ -96,6 +97,8 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     ctx, device = init_distributed(trainer.strategy, resolve_device(trainer.device))
     precision = Precision.resolve(trainer.precision, device)
     seed_everything(cfg.seed, trainer.deterministic)
+    if device.type == "cpu" and trainer.reuse_host_memory:
+        reuse_host_memory()
 
     datasets = build_datasets(**data_kwargs(cfg))
     train_loader, val_loader = _loaders(cfg, datasets, ctx, device)

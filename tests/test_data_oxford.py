@@ -26,6 +26,7 @@ from seg.data import (
 from seg.data.cache import load_or_build
 from seg.data.oxford import image_path, read_split_list, trimap_path
 from seg.data.trimap import trimap_to_mask
+from seg.engine.runtime import make_loader, reseed_loader
 
 torch.set_num_threads(1)
 S = 32
@@ -252,20 +253,39 @@ def test_loader_workers_are_reproducible(synthetic_root: Path, tmp_path: Path) -
     assert not torch.equal(first, second)
 
 
-def test_reseed_makes_draws_depend_on_the_seed_only(synthetic_root: Path, tmp_path: Path) -> None:
+def test_item_seed_makes_draws_depend_on_index_and_seed_only(synthetic_root: Path, tmp_path: Path) -> None:
     strong = {"name": "strong"}
     train = _build(synthetic_root, cache_dir=tmp_path, augmentation=strong, uncertain="random")["train"]
 
-    def items(seed: int) -> torch.Tensor:
-        train.reseed(seed)
+    def item(index: int, seed: int) -> torch.Tensor:
         torch.rand(100)  # global RNG use in between must not matter
-        return torch.cat([t.flatten() for i in range(3) for t in train[i]])
+        return torch.cat([t.flatten() for t in train[(index, seed)]])
 
-    assert torch.equal(items(5), items(5)) and not torch.equal(items(5), items(6))
-    train.reseed(5)
-    train[0]
-    clone = pickle.loads(pickle.dumps(train))  # the generator state travels with the dataset
-    assert torch.equal(torch.cat([t.flatten() for t in clone[1]]), torch.cat([t.flatten() for t in train[1]]))
+    assert torch.equal(item(0, 5), item(0, 5))
+    assert not torch.equal(item(0, 5), item(0, 6))
+    clone = pickle.loads(pickle.dumps(train))  # what a worker gets
+    assert torch.equal(torch.cat([t.flatten() for t in clone[(1, 5)]]), item(1, 5))
+
+
+def _epochs(loader: DataLoader, epochs: range) -> list[torch.Tensor]:
+    out = []
+    for epoch in epochs:
+        reseed_loader(loader, seed=7, epoch=epoch)
+        out.append(torch.cat([torch.cat([x.flatten(), m.flatten()]) for x, m in loader]))
+    return out
+
+
+def test_engine_loader_batches_do_not_depend_on_workers_or_resume(synthetic_root: Path, tmp_path: Path) -> None:
+    """Same (seed, epoch) -> same batches with 0 or 2 (persistent) workers, and when a run starts at
+    epoch 2 (a resume); different epochs -> different order and augmentation."""
+    train = _build(synthetic_root, cache_dir=tmp_path, augmentation={"name": "strong"}, uncertain="random")["train"]
+    in_process = _epochs(make_loader(train, 4, 0, shuffle=True, pin_memory=False), range(1, 4))
+    workers = make_loader(train, 4, 2, shuffle=True, pin_memory=False)
+    assert workers.persistent_workers
+    assert all(torch.equal(a, b) for a, b in zip(in_process, _epochs(workers, range(1, 4)), strict=True))
+    resumed = _epochs(make_loader(train, 4, 2, shuffle=True, pin_memory=False), range(2, 4))
+    assert all(torch.equal(a, b) for a, b in zip(in_process[1:], resumed, strict=True))
+    assert not torch.equal(in_process[0], in_process[1])
 
 
 def test_read_rgb_converts_every_mode_and_rejects_non_images(tmp_path: Path) -> None:

@@ -76,9 +76,9 @@ class ArraySource:
 class PetSegmentation(Dataset):
     """Items are (image (3, S, S) float32 ImageNet-normalised, mask (1, S, S) float32 in {0, 1, 255}).
 
-    Random draws (augmentation, `uncertain=random`) come from torch's global RNG, or, once `reseed(seed)`
-    was called (the engine does so in every DataLoader worker and, without workers, every epoch), from
-    the dataset's own generator: then they depend on that seed only.
+    `dataset[index]` draws its randomness (augmentation, `uncertain=random`) from torch's global RNG;
+    `dataset[(index, seed)]` (what the engine's loaders ask for, see `SeededSampler`) from a generator
+    seeded `seed`: then the item is a function of (index, seed) only.
 
     Attributes:
         names: sample stems aligned with indices.
@@ -91,32 +91,16 @@ class PetSegmentation(Dataset):
         self.augment = augment
         self.uncertain = check_uncertain(uncertain)
         self._failed: set[int] = set()
-        self._generator: torch.Generator | None = None
-
-    def reseed(self, seed: int) -> None:
-        """Draw all further randomness of this dataset (in this process) from a generator seeded `seed`."""
-        self._generator = torch.Generator().manual_seed(int(seed))
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        if self._generator is not None:
-            state["_generator"] = self._generator.get_state()
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        generator_state = state.pop("_generator", None)
-        self.__dict__.update(state, _generator=None)
-        if generator_state is not None:
-            self._generator = torch.Generator()
-            self._generator.set_state(generator_state)
 
     def __len__(self) -> int:
         return len(self.names)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = item if isinstance(item, tuple) else (item, None)
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
         image, trimap = self._load(index)
-        mask = trimap_to_mask(trimap, self.uncertain, self._generator)
-        image_t, mask_t = self.augment(image, mask, self._generator)
+        mask = trimap_to_mask(trimap, self.uncertain, generator)
+        image_t, mask_t = self.augment(image, mask, generator)
         return image_t, mask_t
 
     def _load(self, index: int) -> tuple[np.ndarray, np.ndarray]:

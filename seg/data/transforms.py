@@ -12,10 +12,10 @@ pet; 255 would ignore it instead).
 Randomness: albumentations 2 draws from its own generators (`Compose.random_generator`, `py_random`)
 and ignores `random`/`numpy`/`torch` global seeds. A plain Compose would therefore repeat the same
 augmentation sequence in every DataLoader worker and across runs regardless of the seed. `Augment`
-re-seeds the Compose before every call from ONE draw of a torch RNG: the generator passed in (the
-dataset's own, see `PetSegmentation.reseed`) or else torch's global RNG, which the caller seeds
-(`torch.manual_seed`) and which DataLoader seeds per worker (base_seed + worker_id). Augmentation is
-therefore reproducible given the torch seed and different in each worker.
+re-seeds the Compose before every call from ONE draw of a torch RNG: the generator passed in (seeded
+per item by the engine's loaders, see `seg.engine.runtime.SeededSampler`) or else torch's global RNG,
+which the caller seeds (`torch.manual_seed`) and which DataLoader seeds per worker (base_seed +
+worker_id). Augmentation is therefore reproducible given the seed.
 """
 
 from __future__ import annotations
