@@ -3,14 +3,15 @@
 Sections (all by default; `--sections` picks some):
   ceiling   fp32 matmul GFLOP/s (on CUDA also tf32 and bf16): the ceiling for model FLOP utilisation
   model     training images/s, GFLOP/s and MFU of unet (base 64) and resnet34_unet, contiguous vs
-            channels_last (on CUDA also bf16 autocast)
+            channels_last (on CUDA also bf16 autocast); on CPU also the convolutions' share of the step
   loader    train-loader images/s on the real sample: resized cache vs decoding each JPEG, 0 and 2 workers
   epoch     seconds per epoch on the real sample at 128 px (small UNet), split into data wait and compute
   overhead  seconds of a sweep job besides training: process start, imports, config, data, W&B offline
 
 Writes <out>/bench.json (every figure as median, min, max and the repeats) and <out>/bench.md (tables).
-The device is CUDA when one is visible, else the CPU. A full run takes ~10 minutes on 2 CPU cores,
-`--quick` ~1-2 minutes (128 px, one repeat, short timings; for checking, not for reporting).
+The device is CUDA when one is visible, else the CPU. A full run takes ~12 minutes on 2 CPU cores,
+`--quick` ~2-3 minutes (128 px, one repeat, short timings; for checking, not for reporting). On CPU the
+process keeps freed memory for reuse like the trainer does (`trainer.reuse_host_memory`, default on).
 
     python scripts/bench.py [--quick] [--repeats N] [--out outputs/bench] [--sections ceiling,model]
 """
@@ -28,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from benchlib.common import REAL_SAMPLE, CpuShare, conditions
+from benchlib.common import REAL_SAMPLE, CpuShare, conditions, suite_config
 from benchlib.compute import Matmul, ceiling_precisions, measure_ceiling, measure_model, model_cases
 from benchlib.data import measure_epoch, measure_loader
 from benchlib.overhead import measure_overhead
 from benchlib.report import render, targets
 
-from seg.engine.runtime import resolve_device
+from seg.engine.runtime import resolve_device, reuse_host_memory
 
 SECTIONS = ("ceiling", "model", "loader", "epoch", "overhead")
 
@@ -75,7 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", type=_list(str), default=["unet", "resnet34_unet"], help="conf/model options")
     parser.add_argument("--sizes", type=_list(int), help="image sides of model and loader (default 128,256)")
     parser.add_argument("--batch", type=int,
-                        help="training batch at 128 px, scaled to keep the pixels at other sizes (CPU 8, CUDA 64)")
+                        help="training batch at 128 px, scaled to keep the pixels at other sizes "
+                             "(default: data.batch_size of conf/, 32; CUDA 64)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.sections) - set(SECTIONS))
     if unknown:
@@ -88,7 +90,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
     cuda, quick = device.type == "cuda", args.quick
     return Plan(
         device=device, quick=quick, repeats=args.repeats or (1 if quick else 3), models=args.models,
-        sizes=args.sizes or ([128] if quick else [128, 256]), batch=args.batch or (64 if cuda else 8),
+        sizes=args.sizes or ([128] if quick else [128, 256]),
+        batch=args.batch or (64 if cuda else suite_config([]).data.batch_size),
         matmul_n=8192 if cuda else (2048 if quick else 4096), ceiling_seconds=0.3 if quick else 1.0,
         model_seconds=0.0 if quick else 2.0, pair_seconds=0.2 if quick else 0.5,
         epoch_sources=(True,) if quick else (True, False), epoch_limit=2 if quick else None, out=args.out,
@@ -133,6 +136,8 @@ def run(plan: Plan, sections: list[str]) -> dict[str, Any]:
     meta = {**conditions(plan.device), "quick": plan.quick, "repeats": plan.repeats, "sections": sections,
             "other_cpu_share": {}, "section_seconds": {}}
     results: dict[str, Any] = {"meta": meta}
+    if plan.device.type == "cpu" and suite_config([]).trainer.reuse_host_memory:
+        meta["reuse_host_memory"] = reuse_host_memory()  # as the trainer does
     for section in sections:
         share, start = CpuShare(), time.perf_counter()
         print(f"== {section}", flush=True)

@@ -6,18 +6,25 @@ backward; elementwise ops, BatchNorm and the optimizer count 0 but take time). O
 CPU available to us changes from second to second, so every timed repeat of a step is paired with a
 short matmul measurement right after it and MFU is computed per pair; the ceiling section gives the
 machine's matmul rate on its own.
+
+Where the rest of the step goes (CPU): one step under `torch.profiler` gives the share of the step spent in
+convolution ops (forward and backward), so conv MFU = MFU / conv share is how close the convolution
+kernels themselves come to the matmul ceiling; and the minor page faults per step show whether the step
+re-faults its activations (see `seg.engine.runtime.reuse_host_memory`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+import resource
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchlib.common import Stat, seconds, suite_config
@@ -132,10 +139,13 @@ def measure_model(case: ModelCase, device: torch.device, repeats: int, min_secon
     flops = counter.get_total_flops()
     n_steps = max(1, math.ceil(min_seconds / seconds(lambda: steps(1), device)))
     rates, mfus = [], []
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(repeats):
         rate = n_steps / seconds(lambda: steps(n_steps), device)  # steps per second
         rates.append(rate)
         mfus.append(rate * flops / 1e9 / ceiling.gflops(pair_seconds))
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before  # of the pairs' matmuls too
+    conv_share = convolution_share(lambda: steps(1)) if device.type == "cpu" else None
     return {
         "model": case.model, "size": case.size, "batch": case.batch,
         "layout": "channels_last" if case.channels_last else "contiguous",
@@ -144,4 +154,16 @@ def measure_model(case: ModelCase, device: torch.device, repeats: int, min_secon
         "images_per_s": Stat.of([r * case.batch for r in rates]).to_json(),
         "gflops": Stat.of([r * flops / 1e9 for r in rates]).to_json(),
         "mfu": Stat.of(mfus).to_json(),
+        "page_fault_mb_per_step": faults * resource.getpagesize() / (repeats * n_steps) / 2**20,
+        "conv_share": conv_share,
+        "conv_mfu": None if conv_share is None else Stat.of([m / conv_share for m in mfus]).to_json(),
     }
+
+
+def convolution_share(step: Callable[[], None]) -> float:
+    """Fraction of one CPU step's op time spent in convolution ops (forward and backward), by torch.profiler."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    return sum(e.self_cpu_time_total for e in events if "convolution" in e.key) / total

@@ -39,10 +39,11 @@ def _real_data(size: int, cached: bool, cache_dir: Path) -> list[str]:
 
 def measure_loader(size: int, cached: bool, workers_list: list[int], repeats: int, cache_dir: Path,
                    device: torch.device) -> list[dict[str, Any]]:
-    """Images/s of whole passes over the train loader, and the seconds to its first batch (worker start
-    included: the loader's workers are not persistent, so every epoch pays it).
+    """Images/s of whole passes over the train loader (the trainer's: workers persist across epochs), the
+    seconds to the first batch of each pass, and the start-up: the first batch of the very first pass
+    (worker start), which a run pays once per loader.
 
-    One untimed pass first, so the cache is built and the files are in the OS page cache for both.
+    That first pass is not timed otherwise: it also reads the files into the OS page cache, for both.
     """
     cfg = suite_config(_real_data(size, cached, cache_dir))
     train: Dataset = build_datasets(**data_kwargs(cfg))["train"]
@@ -58,10 +59,10 @@ def measure_loader(size: int, cached: bool, workers_list: list[int], repeats: in
                 first = first or time.perf_counter() - start
             return first, time.perf_counter() - start
 
-        one_pass(0)
+        start_up, _ = one_pass(0)
         firsts, totals = zip(*(one_pass(epoch) for epoch in range(1, repeats + 1)))
         rows.append({"size": size, "source": "cache" if cached else "decode", "workers": workers,
-                     "batch": cfg.data.batch_size, "images": len(train),
+                     "batch": cfg.data.batch_size, "images": len(train), "start_up_s": start_up,
                      "images_per_s": Stat.of([len(train) / t for t in totals]).to_json(),
                      "first_batch_s": Stat.of(firsts).to_json()})
     return rows

@@ -78,22 +78,31 @@ def render(results: dict[str, Any]) -> str:
         lines += ["## 2. Training step", "",
                   "The suite's `train_one_epoch` (default loss and AdamW) on random batches. GFLOP/img: forward +"
                   " backward, counted by `torch.utils.flop_counter`. MFU: achieved GFLOP/s / matmul GFLOP/s"
-                  " measured right after each repeat (column `vs`).", ""]
+                  " measured right after each repeat (column `vs`). Conv share: the part of a step spent in"
+                  " convolution ops (torch.profiler, CPU); conv MFU = MFU / conv share, i.e. how close the"
+                  " convolution kernels alone come to the ceiling. Faults: minor page faults per step (0 when freed"
+                  " memory is reused, `trainer.reuse_host_memory`).", ""]
         lines += _table(
-            ["model", "px", "batch", "layout", "precision", "GFLOP/img", "img/s", "GFLOP/s", "MFU", "vs"],
+            ["model", "px", "batch", "layout", "precision", "GFLOP/img", "img/s", "GFLOP/s", "MFU", "vs",
+             "conv share", "conv MFU", "faults MB/step"],
             [[r["model"], str(r["size"]), str(r["batch"]), r["layout"], r["precision"], num(r["gflop_per_image"]),
-              _text(r["images_per_s"]), _text(r["gflops"]), _text(r["mfu"], 100, "%"), r["ceiling"]]
+              _text(r["images_per_s"]), _text(r["gflops"]), _text(r["mfu"], 100, "%"), r["ceiling"],
+              "" if r.get("conv_share") is None else f"{r['conv_share']:.0%}",
+              "" if r.get("conv_mfu") is None else _text(r["conv_mfu"], 100, "%"),
+              num(r.get("page_fault_mb_per_step", float("nan")))]
              for r in results["model"]])
     if "loader" in results:
         ratios = loader_ratios(results["loader"])
         lines += ["## 3. Train loader", "",
-                  "Whole passes over the train split of the real sample (augmentation `basic`), worker start"
-                  " included (first batch s: what every epoch pays before its first batch); `cache`: resized uint8"
-                  " cache, `decode`: every JPEG and trimap decoded each time.", ""]
+                  "Whole passes over the train split of the real sample (augmentation `basic`) through the"
+                  " trainer's loader, whose workers persist across epochs; first batch s: what each pass waits"
+                  " for its first batch; start-up s: the first batch of the first pass (worker start), paid once"
+                  " per run. `cache`: resized uint8 cache, `decode`: every JPEG and trimap decoded each time.", ""]
         lines += _table(
-            ["px", "source", "workers", "batch", "images", "img/s", "first batch s", "cache / decode"],
+            ["px", "source", "workers", "batch", "images", "img/s", "first batch s", "start-up s",
+             "cache / decode"],
             [[str(r["size"]), r["source"], str(r["workers"]), str(r["batch"]), str(r["images"]),
-              _text(r["images_per_s"]), _text(r["first_batch_s"]),
+              _text(r["images_per_s"]), _text(r["first_batch_s"]), num(r.get("start_up_s", float("nan"))),
               f"{num(ratios[r['size'], r['workers']])}x" if r["source"] == "cache" and
               (r["size"], r["workers"]) in ratios else ""]
              for r in results["loader"]])
