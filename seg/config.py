@@ -13,6 +13,8 @@ from typing import Any
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from seg.data.trimap import UNCERTAIN_MODES
+from seg.data.validate import BAD_SAMPLE_POLICIES
 from seg.errors import ConfigError
 
 Check = Callable[[Any], bool]
@@ -77,14 +79,11 @@ RULES: dict[str, tuple[Check, str]] = {
     "data.image_size": (positive_int, "an integer >= 1"),
     "data.batch_size": (positive_int, "an integer >= 1"),
     "data.num_workers": (non_negative_int, "an integer >= 0"),
-    "data.uncertain": (
-        one_of("foreground", "background", "ignore", "random"),
-        "foreground, background, ignore or random",
-    ),
+    "data.uncertain": (one_of(*UNCERTAIN_MODES), ", ".join(UNCERTAIN_MODES)),
     "data.val_split": (optional(fraction), "null (every 10th entry) or a fraction in (0, 1)"),
     "data.limit": (optional(positive_int), "null or an integer >= 1"),
     "data.cache": (boolean, "true or false"),
-    "data.on_bad_sample": (one_of("skip", "raise"), "skip or raise"),
+    "data.on_bad_sample": (one_of(*BAD_SAMPLE_POLICIES), ", ".join(BAD_SAMPLE_POLICIES)),
     "model.base_channels": (positive_int, "an integer >= 1"),
     "model.upsample": (one_of("transpose", "bilinear"), "transpose or bilinear"),
     "model.encoder_weights": (one_of(None, "imagenet"), "null or imagenet"),

@@ -126,8 +126,9 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if cfg.resume:
         state = TrainState(**ckpt_io.restore_training(cfg.resume, model, optimizer, schedule, scaler, device))
         log.info("Resumed from %s after epoch %d", cfg.resume, state.epoch)
+    resolved_config = OmegaConf.to_yaml(cfg, resolve=True)
     if ctx.is_main:
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (run_dir / "config.yaml").write_text(resolved_config)
     history = History(run_dir, completed_epochs=state.epoch) if ctx.is_main else None
     tracker = _tracker(cfg, run_dir, state.wandb_id) if ctx.is_main else WandbTracker.off()
     state.wandb_id = tracker.run_id
@@ -145,7 +146,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 "epoch": state.epoch,
                 "state": asdict(state),
                 "rng": ckpt_io.rng_state(),
-                "config": OmegaConf.to_yaml(cfg, resolve=True),
+                "config": resolved_config,
             },
             run_dir / "checkpoints" / name,
         )
@@ -219,6 +220,10 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 def _loaders(cfg: DictConfig, datasets: dict, ctx: DistContext, device: torch.device) -> tuple:
     """Train loader (shuffled; DistributedSampler under DDP) and val loader (sharded without padding)."""
     data = cfg.data
+    if len(datasets["train"]) == 0 or len(datasets["val"]) == 0:
+        raise SegError(
+            f"empty split in {data.root}: train {len(datasets['train'])}, val {len(datasets['val'])}"
+        )
     pin = device.type == "cuda"
     train_sampler = (
         DistributedSampler(datasets["train"], ctx.world_size, ctx.rank, shuffle=True, seed=cfg.seed)
@@ -228,10 +233,6 @@ def _loaders(cfg: DictConfig, datasets: dict, ctx: DistContext, device: torch.de
     val_sampler = ShardSampler(datasets["val"], ctx) if ctx.enabled else None
     train = make_loader(datasets["train"], data.batch_size, data.num_workers, True, pin, train_sampler)
     val = make_loader(datasets["val"], data.batch_size, data.num_workers, False, pin, val_sampler)
-    if len(datasets["train"]) == 0 or len(datasets["val"]) == 0:
-        raise SegError(
-            f"empty split in {data.root}: train {len(datasets['train'])}, val {len(datasets['val'])}"
-        )
     return train, val
 
 

@@ -36,7 +36,7 @@ def build_datasets(*, root: str | Path, image_size: int, augmentation: dict[str,
         download: fetch the dataset with torchvision when `root` holds none (root must end in
             /oxford-iiit-pet).
         cache_dir: where resized uint8 copies are kept and shared (None: decode every item each time).
-        seed: seeds the random val split only (augmentation follows torch's global RNG).
+        seed: seeds the random val split only (augmentation is seeded per item, see `PetSegmentation`).
         synthetic: {"n": int, "seed": int} -> generate synthetic pets at `root` if it holds no dataset.
 
     Raises:

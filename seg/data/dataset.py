@@ -76,9 +76,10 @@ class ArraySource:
 class PetSegmentation(Dataset):
     """Items are (image (3, S, S) float32 ImageNet-normalised, mask (1, S, S) float32 in {0, 1, 255}).
 
-    `dataset[index]` draws its randomness (augmentation, `uncertain=random`) from torch's global RNG;
-    `dataset[(index, seed)]` (what the engine's loaders ask for, see `SeededSampler`) from a generator
-    seeded `seed`: then the item is a function of (index, seed) only.
+    An item's random draws (augmentation, `uncertain=random`) come from a generator seeded per item:
+    `dataset[(index, seed)]` (what the engine's loaders ask for, see `SeededSampler`) is a function of
+    (index, seed) only; `dataset[index]` is `dataset[(index, index)]`, the item a loader at epoch seed 0
+    (val, test) gives, so example panels show exactly the masks that were scored.
 
     Attributes:
         names: sample stems aligned with indices.
@@ -96,8 +97,8 @@ class PetSegmentation(Dataset):
         return len(self.names)
 
     def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index, seed = item if isinstance(item, tuple) else (item, None)
-        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        index, seed = item if isinstance(item, tuple) else (item, item)
+        generator = torch.Generator().manual_seed(seed)
         image, trimap = self._load(index)
         mask = trimap_to_mask(trimap, self.uncertain, generator)
         image_t, mask_t = self.augment(image, mask, generator)

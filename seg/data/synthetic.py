@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from seg.errors import ConfigError
+
 __all__ = ["GENERATOR_VERSION", "make_sample", "write_dataset", "ensure_synthetic", "main"]
 
 GENERATOR_VERSION = 1
@@ -208,7 +210,7 @@ def ensure_synthetic(root: str | Path, n: int, seed: int = 0) -> Path:
     if meta_file.exists():
         meta = json.loads(meta_file.read_text())
         if (meta.get("n"), meta.get("seed")) != (n, seed):
-            raise ValueError(
+            raise ConfigError(
                 f"{root} holds synthetic data with n={meta.get('n')}, seed={meta.get('seed')}, not n={n}, "
                 f"seed={seed}: point data.root at another folder or delete this one"
             )

@@ -41,8 +41,15 @@ def trimap_to_mask(trimap: np.ndarray, uncertain: str = "foreground",
     check_uncertain(uncertain)
     if uncertain == "random":
         uncertain = "foreground" if bool(torch.rand((), generator=generator) < 0.5) else "background"
-    border_value = {"foreground": 1, "background": 0, "ignore": IGNORE_INDEX}[uncertain]
+    return cv2.LUT(trimap, _LUTS[uncertain])  # == _LUTS[uncertain][trimap], 6x faster
+
+
+def _lut(border_value: int) -> np.ndarray:
     lut = np.zeros(256, dtype=np.uint8)  # any other value -> background (values are validated on read)
     lut[PET] = 1
     lut[BORDER] = border_value
-    return cv2.LUT(trimap, lut)  # == lut[trimap], 6x faster
+    return lut
+
+
+_LUTS = {"foreground": _lut(1), "background": _lut(0), "ignore": _lut(IGNORE_INDEX)}
+"""Trimap value -> mask value, per border policy (`random` picks foreground or background per call)."""

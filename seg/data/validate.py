@@ -14,7 +14,7 @@ from pathlib import Path
 
 from seg.data.images import BadImageError, header_size
 from seg.data.oxford import image_path, trimap_path
-from seg.errors import SegError
+from seg.errors import ConfigError, SegError
 
 __all__ = ["BAD_SAMPLE_POLICIES", "BadSample", "BadSamplesError", "check_on_bad_sample", "stat_check",
            "header_check", "report_bad_samples"]
@@ -40,7 +40,7 @@ class BadSample:
 
 def check_on_bad_sample(on_bad_sample: str) -> str:
     if on_bad_sample not in BAD_SAMPLE_POLICIES:
-        raise ValueError(
+        raise ConfigError(
             f"data.on_bad_sample={on_bad_sample!r} is not one of {', '.join(BAD_SAMPLE_POLICIES)}"
         )
     return on_bad_sample

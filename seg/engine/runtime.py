@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import random
 import signal
@@ -58,13 +57,13 @@ def reuse_host_memory() -> bool:
     in again and the kernel zeroes them: 6 GB of page faults per step for the UNet at 128 px, batch 32
     (15 s per step instead of 12 s on 2 cores). With mmap and trimming off, the heap keeps the freed blocks
     (no page faults after the first steps) at the cost of a higher peak RSS (4.4 -> 5.5 GB there). It
-    applies to this process and to DataLoader workers forked after it. Returns False (and changes nothing)
-    where libc is not glibc.
+    applies to this whole process (later jobs of a sweep run in the same process included) and to
+    DataLoader workers forked after it, and cannot be undone. Returns whether libc took both settings
+    (False where libc is not glibc: macOS, Windows, musl).
     """
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl without mallopt)
+        mallopt = ctypes.CDLL(None).mallopt  # the C library already loaded into this process
+    except (OSError, AttributeError, TypeError):
         return False
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM))
 
@@ -114,14 +113,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.deterministic = True
     elif torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True
-
-
-def seed_worker(worker_id: int) -> None:
-    """DataLoader worker init: seed numpy and python from torch's per-worker seed (for code outside the
-    dataset; the dataset's own draws are seeded per item, see `SeededSampler`)."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
 
 
 class SeededSampler(Sampler[tuple[int, int]]):
@@ -190,7 +181,6 @@ def make_loader(
         num_workers=num_workers,
         pin_memory=pin_memory,
         drop_last=False,
-        worker_init_fn=seed_worker,
         generator=torch.Generator(),  # workers' base seed: fixed, and never drawn from the global RNG
         persistent_workers=num_workers > 0,
     )
@@ -205,7 +195,7 @@ def reseed_loader(loader: DataLoader, seed: int, epoch: int) -> None:
     seeded: SeededSampler = loader.sampler
     seeded.set_epoch_seed(epoch_seed)
     order = seeded.sampler
-    if isinstance(order, RandomSampler) and order.generator is not None:
+    if isinstance(order, RandomSampler):  # make_loader's, with its own generator
         order.generator.manual_seed(epoch_seed)
     if hasattr(order, "set_epoch"):  # DistributedSampler: shuffles with (its seed, epoch)
         order.set_epoch(epoch)

@@ -137,11 +137,12 @@ class WandbTracker:
     def log_examples(self, epoch: int, model: torch.nn.Module, dataset, n: int, device: torch.device) -> None:
         """Predict the first `n` items of `dataset` and log them as a mask panel."""
         from seg.data import denormalize
+        from seg.inference import predict_probs
 
         model.eval()
         items = [dataset[i] for i in range(min(n, len(dataset)))]
         images = torch.stack([img for img, _ in items])
-        probs = torch.sigmoid(model(images.to(device)).float()).cpu()
+        probs = predict_probs(model, images.to(device)).cpu()
         self.log_masks(epoch, denormalize(images), probs, torch.stack([m for _, m in items]))
 
     def finish(self, exit_code: int = 0) -> None:
