@@ -9,7 +9,7 @@ Sections (all by default; `--sections` picks some):
   overhead  seconds of a sweep job besides training: process start, imports, config, data, W&B offline
 
 Writes <out>/bench.json (every figure as median, min, max and the repeats) and <out>/bench.md (tables).
-The device is CUDA when one is visible, else the CPU. A full run takes ~12 minutes on 2 CPU cores,
+The device is CUDA when one is visible, else the CPU. A full run takes ~10 minutes on 2 CPU cores,
 `--quick` ~2-3 minutes (128 px, one repeat, short timings; for checking, not for reporting). On CPU the
 process keeps freed memory for reuse like the trainer does (`trainer.reuse_host_memory`, default on).
 

@@ -27,11 +27,6 @@ def run_cli(
     )
 
 
-def run_dirs(output_dir: Path) -> list[Path]:
-    """Run directories (those holding metrics.csv or summary.json) under `output_dir`, sorted."""
-    return sorted({p.parent for p in output_dir.rglob("summary.json")})
-
-
 def read_csv_columns(path: Path) -> dict[str, list[float]]:
     """A CSV of numbers as {column: values}, in file order."""
     import csv

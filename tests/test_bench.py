@@ -32,7 +32,6 @@ def test_bench_writes_json_and_markdown(tmp_path: Path) -> None:
         assert row["model"] == "resnet34_unet" and row["size"] == 32 and row["gflop_per_image"] > 0
         assert {"images_per_s", "gflops", "mfu", "page_fault_mb_per_step"} <= row.keys()
         assert 0 < row["conv_share"] <= 1  # CPU: the profiled share of the step spent in convolutions
-        assert row["conv_mfu"]["median"] >= row["mfu"]["median"]
     assert results["meta"]["reuse_host_memory"] is True  # like the trainer, on CPU (glibc)
 
     markdown = (out / "bench.md").read_text()

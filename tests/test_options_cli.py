@@ -8,18 +8,11 @@ from pathlib import Path
 import pytest
 from clitools import read_csv_columns, run_cli
 
+from seg.sweep.results import load_sweep
+
 pytestmark = pytest.mark.slow
 
 QUIET = ["debug=smoke", "data=synthetic", "logger=none", "trainer.test_after_fit=false"]
-
-
-def _sweep_statuses(sweep_dir: Path) -> dict[str, str]:
-    """{job overrides: status} of every job of a multirun."""
-    statuses = {}
-    for summary in sorted(sweep_dir.glob("*/summary.json")):
-        overrides = (summary.parent / ".hydra" / "overrides.yaml").read_text()
-        statuses[overrides] = json.loads(summary.read_text())["status"]
-    return statuses
 
 
 @pytest.mark.parametrize(
@@ -34,7 +27,7 @@ def _sweep_statuses(sweep_dir: Path) -> dict[str, str]:
 def test_every_option_trains(grid: list[str], jobs: int, cli_paths: list[str], tmp_path: Path) -> None:
     result = run_cli("seg.train", "-m", *QUIET, *grid, f"hydra.sweep.dir={tmp_path}", *cli_paths, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    statuses = _sweep_statuses(tmp_path)
+    statuses = {" ".join(job.overrides): job.status for job in load_sweep(tmp_path)}
     assert len(statuses) == jobs
     assert set(statuses.values()) == {"completed"}, statuses
 

@@ -69,7 +69,7 @@ DETERMINISTIC = [
     *FAST,
     "trainer.deterministic=true",
     "trainer.epochs=3",
-    "trainer.limit_train_batches=6",
+    "trainer.limit_train_batches=null",  # all 4 batches of the smoke split (debug=smoke caps it at 2)
     "data.num_workers=2",
     "scheduler=onecycle",
 ]
@@ -88,8 +88,7 @@ def test_deterministic_runs_are_identical_and_resume_after_sigkill_matches(
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "seg.train", *DETERMINISTIC, "trainer.limit_train_batches=null",
-         f"hydra.run.dir={killed}", *cli_paths],
+        [sys.executable, "-m", "seg.train", *DETERMINISTIC, f"hydra.run.dir={killed}", *cli_paths],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     last = killed / "checkpoints" / "last.pt"
@@ -101,21 +100,10 @@ def test_deterministic_runs_are_identical_and_resume_after_sigkill_matches(
     completed = load_checkpoint(last)["epoch"]
     assert completed < 3, "the run finished before it could be killed"
 
-    resumed = run_cli(
-        "seg.train", *DETERMINISTIC, "trainer.limit_train_batches=null", f"resume={killed}", *cli_paths
-    )
+    resumed = run_cli("seg.train", *DETERMINISTIC, f"resume={killed}", *cli_paths)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Run directory: {killed}" in resumed.stdout
-    uninterrupted = tmp_path / "full"
-    result = run_cli(
-        "seg.train",
-        *DETERMINISTIC,
-        "trainer.limit_train_batches=null",
-        f"hydra.run.dir={uninterrupted}",
-        *cli_paths,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert _columns_without_time(killed) == _columns_without_time(uninterrupted)
+    assert _columns_without_time(killed) == reference  # resumed after SIGKILL == uninterrupted
 
 
 def test_evaluate_and_predict_from_the_cli(cli_paths: list[str], tmp_path: Path, real_root: Path) -> None:

@@ -8,14 +8,20 @@ import platform
 import resource
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from omegaconf import DictConfig
+
+from seg.engine.loop import train_one_epoch
+from seg.engine.optim import LRSchedule, build_optimizer, build_schedule
+from seg.engine.runtime import Precision, seed_everything
+from seg.metrics import SegmentationMeter
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_SAMPLE = (REPO / ".." / "shared" / "data" / "oxford-iiit-pet-sample").resolve()
@@ -85,6 +91,34 @@ def suite_config(overrides: Sequence[str]) -> DictConfig:
     """The config `python -m seg.train <overrides>` would compose (conf/train.yaml), without running it."""
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         return compose(config_name="train", overrides=list(overrides))
+
+
+@dataclass
+class TrainingParts:
+    """What `train_one_epoch` needs besides data, built from a config as `seg.train.fit` builds them."""
+
+    model: torch.nn.Module
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    precision: Precision
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def build(cls, cfg: DictConfig, device: torch.device, channels_last: bool, precision: str) -> TrainingParts:
+        """Seeded; the config's model, loss and optimizer; a constant learning rate; `precision` autocast."""
+        seed_everything(cfg.seed, cfg.trainer.deterministic)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        model = instantiate(cfg.model).to(device, memory_format=memory_format)
+        optimizer = build_optimizer(model.parameters(), **cfg.optimizer)
+        resolved = Precision.resolve(precision, device)
+        return cls(model, instantiate(cfg.loss), optimizer, build_schedule(optimizer, "none", 1, 1), resolved,
+                   resolved.grad_scaler())
+
+    def train(self, data: Iterable, device: torch.device, epoch: int = 1) -> None:
+        """One `train_one_epoch` over `data`."""
+        train_one_epoch(self.model, data, self.loss_fn, self.optimizer, self.schedule, self.scaler, self.precision,
+                        SegmentationMeter(device=device), epoch)
 
 
 class CpuShare:

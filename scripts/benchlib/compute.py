@@ -23,15 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchlib.common import Stat, seconds, suite_config
-from seg.engine.loop import batches, train_one_epoch
-from seg.engine.optim import build_optimizer, build_schedule
-from seg.engine.runtime import Precision, seed_everything
-from seg.metrics import SegmentationMeter
+from benchlib.common import Stat, TrainingParts, seconds, suite_config
+from seg.engine.loop import batches
 
 
 def ceiling_precisions(device: torch.device) -> list[str]:
@@ -117,22 +113,12 @@ def measure_model(case: ModelCase, device: torch.device, repeats: int, min_secon
     The model, loss and optimizer are the suite's defaults for `model=<case.model>`; the batch goes
     through `batches` (device copy and memory format) like the trainer's.
     """
-    cfg = suite_config([f"model={case.model}"])
-    seed_everything(cfg.seed, cfg.trainer.deterministic)
-    memory_format = torch.channels_last if case.channels_last else torch.contiguous_format
-    model = instantiate(cfg.model).to(device, memory_format=memory_format)
-    loss_fn = instantiate(cfg.loss)
-    optimizer = build_optimizer(model.parameters(), **cfg.optimizer)
-    schedule = build_schedule(optimizer, "none", 1, 1)
-    precision = Precision.resolve(case.precision, device)
-    scaler = precision.grad_scaler()
+    parts = TrainingParts.build(suite_config([f"model={case.model}"]), device, case.channels_last, case.precision)
     images = torch.randn(case.batch, 3, case.size, case.size)
     masks = (torch.rand(case.batch, 1, case.size, case.size) > 0.5).float()
 
     def steps(n: int) -> None:
-        data = batches([(images, masks)] * n, device, case.channels_last)
-        train_one_epoch(model, data, loss_fn, optimizer, schedule, scaler, precision,
-                        SegmentationMeter(device=device), epoch=1)
+        parts.train(batches([(images, masks)] * n, device, case.channels_last), device)
 
     with FlopCounterMode(display=False) as counter:  # also the first warm-up step
         steps(1)

@@ -13,15 +13,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from hydra.utils import instantiate
 from torch.utils.data import Dataset
 
-from benchlib.common import REAL_SAMPLE, Stat, seconds, suite_config
+from benchlib.common import REAL_SAMPLE, Stat, TrainingParts, seconds, suite_config
 from seg.config import data_kwargs
 from seg.data import build_datasets
-from seg.engine.loop import batches, evaluate, train_one_epoch
-from seg.engine.optim import build_optimizer, build_schedule
-from seg.engine.runtime import Precision, make_loader, reseed_loader, seed_everything
+from seg.engine.loop import batches, evaluate
+from seg.engine.runtime import make_loader, reseed_loader
 from seg.metrics import SegmentationMeter
 
 T = TypeVar("T")
@@ -91,19 +89,12 @@ def measure_epoch(cached: bool, workers: int, repeats: int, cache_dir: Path, dev
     `limit` caps the batches of each pass (None: all).
     """
     cfg = suite_config([*_real_data(128, cached, cache_dir), *EPOCH_MODEL])
-    seed_everything(cfg.seed, cfg.trainer.deterministic)
+    channels_last = bool(cfg.trainer.channels_last)
+    parts = TrainingParts.build(cfg, device, channels_last, cfg.trainer.precision)
     datasets = build_datasets(**data_kwargs(cfg))
     pin = device.type == "cuda"
     train_loader = make_loader(datasets["train"], cfg.data.batch_size, workers, True, pin)
     val_loader = make_loader(datasets["val"], cfg.data.batch_size, workers, False, pin)
-    channels_last = bool(cfg.trainer.channels_last)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = instantiate(cfg.model).to(device, memory_format=memory_format)
-    loss_fn = instantiate(cfg.loss)
-    optimizer = build_optimizer(model.parameters(), **cfg.optimizer)
-    schedule = build_schedule(optimizer, "none", 1, 1)
-    precision = Precision.resolve(cfg.trainer.precision, device)
-    scaler = precision.grad_scaler()
     totals, waits = [], []
     for epoch in range(repeats + 1):  # epoch 0: a warm-up of WARMUP_BATCHES, not timed
         reseed_loader(train_loader, cfg.seed, epoch)
@@ -112,9 +103,8 @@ def measure_epoch(cached: bool, workers: int, repeats: int, cache_dir: Path, dev
         val_data = WaitClock(batches(val_loader, device, channels_last, epoch_limit))
 
         def run(train_data: Iterable = train_data, val_data: Iterable = val_data, epoch: int = epoch) -> None:
-            train_one_epoch(model, train_data, loss_fn, optimizer, schedule, scaler, precision,
-                            SegmentationMeter(device=device), epoch)
-            evaluate(model, val_data, loss_fn, precision, SegmentationMeter(device=device))
+            parts.train(train_data, device, epoch)
+            evaluate(parts.model, val_data, parts.loss_fn, parts.precision, SegmentationMeter(device=device))
 
         total = seconds(run, device)
         if epoch > 0:

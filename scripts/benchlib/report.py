@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchlib.common import Stat, num
+from seg.sweep.results import markdown_table
 
 MFU_TARGET = 0.8  # unet at 128 px: training step >= 80% of the matmul ceiling
 LOADER_TARGET = 5.0  # cached loader >= 5x decoding every JPEG
@@ -46,8 +47,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(row) + " |" for row in rows), ""]
+    return [*markdown_table(header, rows).splitlines(), ""]
 
 
 def render(results: dict[str, Any]) -> str:
@@ -55,7 +55,7 @@ def render(results: dict[str, Any]) -> str:
     meta = results["meta"]
     other = meta.get("other_cpu_share", {})
     busy = ", ".join(f"{k} {v:.0%}" for k, v in other.items() if v is not None)
-    device = meta.get("gpu", meta["cpu"]) if meta["device"].startswith("cuda") else meta["cpu"]
+    device = meta.get("gpu", meta["cpu"])  # "gpu" only on CUDA
     lines = [
         f"# seg benchmark: {meta['device']} ({device})",
         "",
@@ -89,7 +89,7 @@ def render(results: dict[str, Any]) -> str:
               _text(r["images_per_s"]), _text(r["gflops"]), _text(r["mfu"], 100, "%"), r["ceiling"],
               "" if r.get("conv_share") is None else f"{r['conv_share']:.0%}",
               "" if r.get("conv_mfu") is None else _text(r["conv_mfu"], 100, "%"),
-              num(r.get("page_fault_mb_per_step", float("nan")))]
+              num(r["page_fault_mb_per_step"])]
              for r in results["model"]])
     if "loader" in results:
         ratios = loader_ratios(results["loader"])
@@ -102,7 +102,7 @@ def render(results: dict[str, Any]) -> str:
             ["px", "source", "workers", "batch", "images", "img/s", "first batch s", "start-up s",
              "cache / decode"],
             [[str(r["size"]), r["source"], str(r["workers"]), str(r["batch"]), str(r["images"]),
-              _text(r["images_per_s"]), _text(r["first_batch_s"]), num(r.get("start_up_s", float("nan"))),
+              _text(r["images_per_s"]), _text(r["first_batch_s"]), num(r["start_up_s"]),
               f"{num(ratios[r['size'], r['workers']])}x" if r["source"] == "cache" and
               (r["size"], r["workers"]) in ratios else ""]
              for r in results["loader"]])
