@@ -1,0 +1,1 @@
+"""Multi-seed studies: paired comparisons of ablation arms and their verdicts."""
