@@ -1,163 +1,182 @@
-"""Validate the composed config before any work starts.
+"""From a composed Hydra config (or a stored one) to checked, typed dataclasses of `seg.schema`.
 
-Hydra already rejects unknown group options and unknown keys (the config is in struct mode).
-This module checks values: each problem is reported as one line naming the key and what is allowed.
+`typed_config` is the one gate every entry point passes before any work: unknown keys (`+typo=...` included)
+are refused, every value is checked against its schema field, and cross-key rules (an image size the model
+can take, ImageNet weights at their width) hold. Errors are one line naming the key and what is allowed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+import dataclasses
+import difflib
 from typing import Any
 
-from hydra.utils import get_class
+import yaml
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from seg.data.trimap import UNCERTAIN_MODES
-from seg.data.validate import BAD_SAMPLE_POLICIES
+from seg import schema
 from seg.errors import ConfigError
 
-Check = Callable[[Any], bool]
+
+def register() -> None:
+    """Register the schema in Hydra's ConfigStore and the resolvers the config tree uses (idempotent)."""
+    store = ConfigStore.instance()
+    for group, options in schema.GROUPS.items():
+        for name, node in options.items():
+            store.store(group=group, name=f"base_{name}", node=node)
+    for name, node in schema.ROOTS.items():
+        store.store(name=f"base_{name}", node=node)
+    from seg.rundir import register_resolvers
+
+    register_resolvers()
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def typed_config(cfg: DictConfig) -> Any:
+    """The checked dataclass tree of a composed config (TrainConfig, EvaluateConfig or PredictConfig).
+
+    Raises ConfigError for an unknown key, a missing or invalid value, or a broken cross-key rule.
+    """
+    unknown = _unknown_keys(cfg, "")
+    if unknown:
+        key, fields = unknown[0]
+        close = difflib.get_close_matches(key.rsplit(".", 1)[-1], fields, n=1)
+        hint = f"; did you mean {key.rsplit('.', 1)[0] + '.' if '.' in key else ''}{close[0]}?" if close else ""
+        raise ConfigError(f"unknown config key {key}{hint} (allowed there: {', '.join(fields)})")
+    try:
+        typed = OmegaConf.to_object(cfg)
+    except MissingMandatoryValue as e:
+        raise ConfigError(f"missing config value: {e.full_key} is required, e.g. {e.full_key}=...") from e
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"invalid config: {str(e).splitlines()[0]}") from e
+    check_values(typed)
+    return typed
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+def require(value: Any, key: str, example: str) -> None:
+    """ConfigError when the required `key` was not given."""
+    if value is None:
+        raise ConfigError(f"missing config value: {key} is required, e.g. {example}")
 
 
-def positive_number(v: Any) -> bool:
-    return _is_number(v) and v > 0
+def _unknown_keys(node: Any, prefix: str) -> list[tuple[str, list[str]]]:
+    """(dotted key, allowed keys) of every key of `node` that its schema dataclass does not have."""
+    if not isinstance(node, DictConfig):
+        return []
+    object_type = node._metadata.object_type
+    allowed = [f.name for f in dataclasses.fields(object_type)] if dataclasses.is_dataclass(object_type) else None
+    found = []
+    for key in list(node.keys()):  # noqa: SIM118 -- a DictConfig's keys, without resolving values
+        path = f"{prefix}{key}"
+        if allowed is not None and key not in allowed:
+            found.append((path, allowed))
+        elif not OmegaConf.is_missing(node, key) and not OmegaConf.is_interpolation(node, key):
+            found += _unknown_keys(node[key], f"{path}.")
+    return found
 
 
-def non_negative_number(v: Any) -> bool:
-    return _is_number(v) and v >= 0
+def check_values(root: Any) -> None:
+    """Check every field against its schema `check`, then the rules across keys; ConfigError on the first."""
+    for key, value, f in walk(root):
+        check = f.metadata.get("check")
+        if check is not None and value is not None and not check[0](value):
+            raise ConfigError(f"invalid config: {key}={value!r}; allowed: {check[1]}")
+    if isinstance(root, schema.TrainConfig):
+        _check_model_fits(root)
 
 
-def positive_int(v: Any) -> bool:
-    return _is_int(v) and v >= 1
+def _check_model_fits(cfg: schema.TrainConfig) -> None:
+    from seg.models import MODELS  # torch: only once the config is otherwise valid
 
-
-def non_negative_int(v: Any) -> bool:
-    return _is_int(v) and v >= 0
-
-
-def fraction(v: Any) -> bool:
-    return _is_number(v) and 0 < v < 1
-
-
-def optional(check: Check) -> Check:
-    return lambda v: v is None or check(v)
-
-
-def boolean(v: Any) -> bool:
-    return isinstance(v, bool)
-
-
-def one_of(*allowed: Any) -> Check:
-    return lambda v: v in allowed
-
-
-# key -> (check, what is allowed). Keys absent from the config (e.g. momentum for adam) are skipped.
-RULES: dict[str, tuple[Check, str]] = {
-    "seed": (_is_int, "an integer"),
-    "trainer.epochs": (positive_int, "an integer >= 1"),
-    "trainer.precision": (one_of(32, "32", "bf16", 16, "16"), "32, bf16 or 16"),
-    "trainer.grad_clip": (optional(positive_number), "null or a number > 0"),
-    "trainer.early_stop_patience": (optional(positive_int), "null or an integer >= 1"),
-    "trainer.limit_train_batches": (optional(positive_int), "null or an integer >= 1"),
-    "trainer.limit_val_batches": (optional(positive_int), "null or an integer >= 1"),
-    "trainer.strategy": (one_of("single", "ddp"), "single or ddp"),
-    "trainer.channels_last": (boolean, "true or false"),
-    "trainer.reuse_host_memory": (boolean, "true or false"),
-    "trainer.deterministic": (boolean, "true or false"),
-    "trainer.sync_batchnorm": (boolean, "true or false"),
-    "trainer.test_after_fit": (boolean, "true or false"),
-    "trainer.progress": (one_of("auto", True, False), "auto, true or false"),
-    "data.image_size": (positive_int, "an integer >= 1"),
-    "data.batch_size": (positive_int, "an integer >= 1"),
-    "data.num_workers": (non_negative_int, "an integer >= 0"),
-    "data.uncertain": (one_of(*UNCERTAIN_MODES), ", ".join(UNCERTAIN_MODES)),
-    "data.val_split": (optional(fraction), "null (every 10th entry) or a fraction in (0, 1)"),
-    "data.limit": (optional(positive_int), "null or an integer >= 1"),
-    "data.cache": (boolean, "true or false"),
-    "data.on_bad_sample": (one_of(*BAD_SAMPLE_POLICIES), ", ".join(BAD_SAMPLE_POLICIES)),
-    "model.base_channels": (positive_int, "an integer >= 1"),
-    "model.upsample": (one_of("transpose", "bilinear"), "transpose or bilinear"),
-    "model.encoder_weights": (one_of(None, "imagenet"), "null or imagenet"),
-    "optimizer.name": (one_of("adamw", "adam", "sgd"), "adamw, adam or sgd"),
-    "optimizer.lr": (positive_number, "a number > 0, e.g. optimizer.lr=3e-4"),
-    "optimizer.weight_decay": (non_negative_number, "a number >= 0"),
-    "optimizer.momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "scheduler.name": (one_of("none", "cosine", "onecycle", "plateau"), "none, cosine, onecycle or plateau"),
-    "scheduler.min_lr": (non_negative_number, "a number >= 0"),
-    "scheduler.pct_start": (fraction, "a fraction in (0, 1)"),
-    "scheduler.monitor": (one_of("val/dice", "val/loss"), "val/dice or val/loss"),
-    "scheduler.factor": (fraction, "a fraction in (0, 1)"),
-    "scheduler.patience": (non_negative_int, "an integer >= 0"),
-    "logger.mode": (one_of("offline", "online", "disabled"), "offline, online or disabled"),
-    "logger.log_images_every": (non_negative_int, "an integer >= 0 (0: never)"),
-}
-
-
-def _lookup(cfg: DictConfig, dotted: str) -> tuple[bool, Any]:
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, DictConfig) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
-
-
-def validate_config(cfg: DictConfig) -> None:
-    """Raise ConfigError (one line: key, value, what is allowed) for the first invalid value."""
-    for key, (check, allowed) in RULES.items():
-        present, value = _lookup(cfg, key)
-        if present and not check(value):
-            raise ConfigError(f"invalid config: {key}={value!r}; allowed: {allowed}")
-    _check_image_size_fits_model(cfg)
-
-
-def _check_image_size_fits_model(cfg: DictConfig) -> None:
-    model_cls = get_class(cfg.model._target_)
-    min_size = getattr(model_cls, "min_input_size", 1)
+    min_size = MODELS[cfg.model.name].min_input_size
     if cfg.data.image_size < min_size:
         raise ConfigError(
-            f"invalid config: data.image_size={cfg.data.image_size} is too small for "
-            f"{model_cls.__name__}; allowed: an integer >= {min_size}"
+            f"invalid config: data.image_size={cfg.data.image_size} is too small for model={cfg.model.name}; "
+            f"allowed: an integer >= {min_size}"
+        )
+    if getattr(cfg.model, "encoder_weights", None) == "imagenet" and cfg.model.base_channels != 64:
+        raise ConfigError(
+            f"invalid config: model.base_channels={cfg.model.base_channels} with model.encoder_weights=imagenet; "
+            "allowed: 64 (torchvision's ResNet-34 width), or model.encoder_weights=null"
         )
 
 
-def data_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    """The keyword arguments of `seg.data.build_datasets` from the `data` group (plain values)."""
-    data = cfg.data
-    synthetic = data.get("synthetic")
-    return {
-        "root": str(data.root),
-        "image_size": int(data.image_size),
-        "augmentation": OmegaConf.to_container(cfg.augmentation, resolve=True),
-        "uncertain": data.uncertain,
-        "val_split": data.val_split,
-        "limit": data.limit,
-        "on_bad_sample": data.on_bad_sample,
-        "download": bool(data.download),
-        "cache_dir": str(cfg.paths.cache_dir) if data.cache else None,
-        "seed": int(cfg.seed),
-        "synthetic": None if synthetic is None else OmegaConf.to_container(synthetic, resolve=True),
-    }
+def walk(node: Any, prefix: str = "") -> list[tuple[str, Any, dataclasses.Field]]:
+    """(dotted key, value, schema field) of every leaf of a typed config, depth first."""
+    leaves = []
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if dataclasses.is_dataclass(value):
+            leaves += walk(value, f"{prefix}{f.name}.")
+        else:
+            leaves.append((f"{prefix}{f.name}", value, f))
+    return leaves
 
 
-def run_dir_for(resume: str | None, default: str) -> str:
-    """Resolver behind `hydra.run.dir`: a resumed run writes into the run directory it continues."""
-    if resume in (None, "", "None", "null"):
-        return default
-    target = Path(resume).expanduser()
-    return str(target if target.is_dir() or not target.suffix else target.parent.parent)
+def result_items(cfg: Any) -> dict[str, Any]:
+    """{dotted key: value} of the keys that can change a run's results (the schema's non-neutral fields)."""
+    return {key: value for key, value, f in walk(cfg) if not _neutral(cfg, key, f)}
 
 
-def register_resolvers() -> None:
-    """Register the OmegaConf resolvers the config tree uses (idempotent)."""
-    if not OmegaConf.has_resolver("seg_run_dir"):
-        OmegaConf.register_new_resolver("seg_run_dir", run_dir_for)
+def _neutral(cfg: Any, key: str, f: dataclasses.Field) -> bool:
+    if f.metadata.get("neutral"):
+        return True
+    head = key.split(".", 1)[0]  # a whole node can be neutral (pruning, ablation)
+    outer = next((g for g in dataclasses.fields(cfg) if g.name == head), None)
+    return head != key and outer is not None and bool(outer.metadata.get("neutral"))
+
+
+def to_yaml(cfg: Any) -> str:
+    """A typed config as plain YAML (resolved, no interpolation): what a run stores."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def train_config_from_yaml(text: str, source: str) -> schema.TrainConfig:
+    """A TrainConfig from stored YAML text (a checkpoint's), treated as untrusted.
+
+    Plain YAML only: no interpolation is resolved (a `${oc.env:...}` is refused), no `_target_` exists, each
+    group node must match one of its schema options by name, and every value is checked as for a new run.
+    """
+    try:
+        plain = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: its config is not valid YAML") from e
+    if not isinstance(plain, dict):
+        raise ConfigError(f"{source}: its config is not a mapping")
+    _refuse_interpolations(plain, source)
+    nodes = {}
+    for group, options in schema.GROUPS.items():
+        value = plain.pop(group, None)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: its config has no '{group}' section")
+        matching = [c for c in options.values() if len(options) == 1 or _default_name(c) == value.get("name")]
+        if not matching:
+            raise ConfigError(f"{source}: unknown {group} {value.get('name')!r} (known: {', '.join(options)})")
+        nodes[group] = _merge(matching[0], value, source)
+    root = _merge(schema.TrainConfig, plain, source)
+    for group, node in nodes.items():
+        root[group] = node
+    return typed_config(root)
+
+
+def _default_name(node: type) -> str | None:
+    return next((f.default for f in dataclasses.fields(node) if f.name == "name"), None)
+
+
+def _merge(node: type, values: dict, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(OmegaConf.structured(node), values)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{source}: its config does not fit seg's schema: {str(e).splitlines()[0]}") from e
+
+
+def _refuse_interpolations(value: Any, source: str) -> None:
+    if isinstance(value, dict):
+        for v in value.values():
+            _refuse_interpolations(v, source)
+    elif isinstance(value, list):
+        for v in value:
+            _refuse_interpolations(v, source)
+    elif isinstance(value, str) and "${" in value:
+        raise ConfigError(f"{source}: its config holds an interpolation ({value!r}); refusing to resolve it")

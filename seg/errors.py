@@ -46,13 +46,20 @@ def exit_on_user_error(code: int = 2) -> Iterator[None]:
         sys.exit(code)
 
 
-class NonFiniteLossError(SegError, FloatingPointError):
-    """The training loss became NaN or inf."""
+class NonFiniteError(SegError, FloatingPointError):
+    """The loss or the weights became NaN or inf: the epoch fails and no checkpoint keeps it."""
+
+    def __init__(self, what: str):
+        super().__init__(
+            f"{what}; the run stopped, and best.pt / last.pt keep the last finite epoch. "
+            "Lower optimizer.lr, set trainer.grad_clip=1.0, or use trainer.precision=32."
+        )
+
+
+class NonFiniteLossError(NonFiniteError):
+    """The training loss became NaN or inf at a known batch."""
 
     def __init__(self, epoch: int, batch: int):
-        super().__init__(
-            f"loss became NaN/inf at epoch {epoch}, batch {batch}; the run stopped and kept its best "
-            "checkpoint. Lower optimizer.lr, set trainer.grad_clip=1.0, or use trainer.precision=32."
-        )
+        super().__init__(f"the loss became NaN/inf at epoch {epoch}, batch {batch}")
         self.epoch = epoch
         self.batch = batch

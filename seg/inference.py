@@ -1,24 +1,43 @@
-"""Load a trained model from a checkpoint, for evaluation and prediction."""
+"""A trained model from a checkpoint, for evaluation and prediction, and its foreground probabilities."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from seg.engine.checkpoint import load_checkpoint, load_model_weights
+from seg.build import build_model, knobs
+from seg.config import train_config_from_yaml
+from seg.errors import CheckpointError
+from seg.rundir import Checkpoint, load_checkpoint
+from seg.schema import TrainConfig
 
 
-def load_trained_model(path: str | Path, device: torch.device) -> tuple[nn.Module, DictConfig]:
-    """The model saved in checkpoint `path` (eval mode, on `device`) and the config it was trained with."""
+def load_weights(model: nn.Module, ckpt: Checkpoint, source: str | Path) -> None:
+    """Load the checkpoint's weights into `model`, with a clear error when they do not fit it."""
+    try:
+        model.load_state_dict(ckpt.model)
+    except RuntimeError as e:
+        raise CheckpointError(
+            f"{source}: its weights do not fit the model its config describes: {str(e).splitlines()[0]}"
+        ) from e
+
+
+def load_trained_model(path: str | Path, device: torch.device) -> tuple[nn.Module, TrainConfig]:
+    """The model saved in checkpoint `path` (eval mode, on `device`) and the checked config it was trained with.
+
+    The model is built from the registry by the config's model name and arguments; pretrained encoder weights
+    are not loaded (the checkpoint has the trained ones).
+    """
     ckpt = load_checkpoint(path, map_location="cpu")
-    train_cfg = OmegaConf.create(ckpt["config"])
-    model = instantiate(train_cfg.model)
-    load_model_weights(model, ckpt, path)
-    return model.to(device).eval(), train_cfg
+    cfg = train_config_from_yaml(ckpt.config, str(path))
+    args = knobs(cfg.model)
+    if "encoder_weights" in args:
+        args["encoder_weights"] = None
+    model = build_model(cfg.model.name, args)
+    load_weights(model, ckpt, path)
+    return model.to(device).eval(), cfg
 
 
 def predict_probs(model: nn.Module, images: torch.Tensor) -> torch.Tensor:

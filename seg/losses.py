@@ -5,6 +5,8 @@ logits: (N, 1, H, W), any float dtype (bf16/fp16 under autocast is fine: losses 
 target: (N, 1, H, W) float with values in {0, 1, IGNORE_INDEX}. Pixels equal to ``IGNORE_INDEX`` are
 excluded from every loss; a batch with no valid pixel gives 0 (with a graph, so ``backward`` works).
 
+Knob defaults live in the config schema (seg/schema.py), not here.
+
 Pixel losses (BCE, focal) are means over the valid pixels of the batch. Overlap losses (Dice, Tversky)
 are computed per image on the valid pixels and averaged over the images that have a valid pixel, so
 their value does not depend on how images are batched.
@@ -13,6 +15,7 @@ their value does not depend on how images are batched.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +56,7 @@ class FocalLoss(nn.Module):
     the class weighting off (then gamma=0 gives BCE). Both logs use ``logsigmoid`` for stability.
     """
 
-    def __init__(self, alpha: float | None = 0.25, gamma: float = 2.0) -> None:
+    def __init__(self, alpha: float | None, gamma: float) -> None:
         super().__init__()
         self.alpha = alpha
         self.gamma = gamma
@@ -101,7 +104,7 @@ class DiceLoss(_PerImageOverlapLoss):
     """Soft Dice loss per image: 1 - (2 TP + smooth) / (2 TP + FP + FN + smooth), i.e.
     1 - (2 sum p*g + smooth) / (sum p + sum g + smooth), averaged over images."""
 
-    def __init__(self, smooth: float = 1.0) -> None:
+    def __init__(self, smooth: float) -> None:
         super().__init__(smooth)
 
     def index(self, tp: Tensor, fp: Tensor, fn: Tensor) -> Tensor:
@@ -115,7 +118,7 @@ class TverskyLoss(_PerImageOverlapLoss):
     alpha = beta = 0.5 gives the same value as ``DiceLoss(smooth=2 * smooth)``.
     """
 
-    def __init__(self, alpha: float = 0.5, beta: float = 0.5, smooth: float = 1.0) -> None:
+    def __init__(self, alpha: float, beta: float, smooth: float) -> None:
         super().__init__(smooth)
         self.alpha = alpha
         self.beta = beta
@@ -139,7 +142,7 @@ class WeightedSumLoss(nn.Module):
 class BCEDiceLoss(WeightedSumLoss):
     """bce_weight * BCELoss + dice_weight * DiceLoss(smooth)."""
 
-    def __init__(self, bce_weight: float = 0.5, dice_weight: float = 0.5, smooth: float = 1.0) -> None:
+    def __init__(self, bce_weight: float, dice_weight: float, smooth: float) -> None:
         super().__init__({"bce": (bce_weight, BCELoss()), "dice": (dice_weight, DiceLoss(smooth))})
 
 
@@ -148,12 +151,26 @@ class BCETverskyLoss(WeightedSumLoss):
 
     def __init__(
         self,
-        bce_weight: float = 0.5,
-        tversky_weight: float = 0.5,
-        alpha: float = 0.5,
-        beta: float = 0.5,
-        smooth: float = 1.0,
+        bce_weight: float,
+        tversky_weight: float,
+        alpha: float,
+        beta: float,
+        smooth: float,
     ) -> None:
         super().__init__(
             {"bce": (bce_weight, BCELoss()), "tversky": (tversky_weight, TverskyLoss(alpha, beta, smooth))}
         )
+
+
+LOSSES: dict[str, type[nn.Module]] = {
+    "bce": BCELoss, "dice": DiceLoss, "bce_dice": BCEDiceLoss, "tversky": TverskyLoss,
+    "bce_tversky": BCETverskyLoss, "focal": FocalLoss,
+}  # fmt: skip
+"""Loss name (the file name of its config in conf/loss) -> class."""
+
+
+def build_loss(name: str, **kwargs: Any) -> nn.Module:
+    """The loss registered as ``name`` with its knobs ``kwargs``; ValueError for an unknown name."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; available: {', '.join(sorted(LOSSES))}")
+    return LOSSES[name](**kwargs)

@@ -87,9 +87,7 @@ class SegmentationMeter:
     @torch.no_grad()
     def update(self, logits: Tensor, target: Tensor, loss: Tensor | None = None) -> None:
         """Add a batch: logits, target (N, 1, H, W); ``loss`` the batch-mean loss (0-dim), weighted by N."""
-        intersection, pred, gt = (
-            c.to(self.device) for c in confusion_counts(logits.detach(), target, self.threshold)
-        )
+        intersection, pred, gt = (c.to(self.device) for c in confusion_counts(logits.detach(), target, self.threshold))
         dice = _dice(intersection, pred, gt)
         acc, n = self._sums, float(dice.numel())
         loss_sum = loss.detach().to(acc) * n if loss is not None else acc.new_zeros(())
@@ -98,7 +96,11 @@ class SegmentationMeter:
         batch += [loss_sum, acc.new_full((), n if loss is not None else 0.0)]
         self._sums += torch.stack(batch)
         if self.keep_per_image:
-            self._per_image.append(dice)
+            self._per_image.append(
+                torch.stack(
+                    [dice.double(), *(c.double() for c in (intersection, pred - intersection, gt - intersection))], 1
+                )
+            )
 
     def state(self) -> Tensor:
         """1-D float64 tensor of the sums (layout ``STATE_FIELDS``), on the meter's device (CPU for MPS)."""
@@ -124,11 +126,16 @@ class SegmentationMeter:
 
     def per_image(self) -> Tensor:
         """(M,) float64 CPU tensor of every per-image Dice since the last reset, in update order."""
+        return self.per_image_table()[:, 0]
+
+    def per_image_table(self) -> Tensor:
+        """(M, 4) float64 CPU tensor, one row per image since the last reset in update order: Dice, TP, FP, FN
+        (the pixel counts over the valid pixels)."""
         if not self.keep_per_image:
-            raise RuntimeError("per_image() needs SegmentationMeter(keep_per_image=True)")
+            raise RuntimeError("per-image results need SegmentationMeter(keep_per_image=True)")
         if not self._per_image:
-            return torch.zeros(0, dtype=torch.float64)
-        return torch.cat(self._per_image).cpu().double()
+            return torch.zeros((0, 4), dtype=torch.float64)
+        return torch.cat(self._per_image).cpu()
 
 
 def summary_stats(values: Sequence[float] | Tensor) -> dict[str, float]:

@@ -1,14 +1,18 @@
-"""Predict masks for a folder of images: `python -m seg.predict ckpt=<best.pt> input=<dir|glob> output=<dir>`.
+"""Predict masks for images: `python -m seg.predict ckpt=<best.pt> input=<dir|glob> output=<dir>` (`seg-predict`).
 
-For every readable image (any mode or size) writes `<name>_mask.png` (0/255, at the image's own
-resolution) and `<name>_overlay.png` into `output`. Unreadable files are listed and skipped.
-Nothing is written outside `output`.
+For every readable image (any mode or size) writes `<name>_mask.png` (0/255, at the image's own resolution) and
+`<name>_overlay.png` (the predicted region tinted and outlined) into `output`, mirroring the inputs' sub-folders
+so that two images of the same name never share an output, and `manifest.csv` mapping every input to its outputs
+or to the reason it was skipped. Uses the checkpoint's image size and threshold unless set. Never writes outside
+`output`, never overwrites a file (an input, an earlier prediction), and refuses an `output` that overlaps the inputs.
 """
 
 from __future__ import annotations
 
+import csv
 import glob
 import logging
+import os
 from pathlib import Path
 
 import hydra
@@ -18,90 +22,105 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from PIL import Image
 
-from seg.config import register_resolvers
+from seg.config import register, require, typed_config
 from seg.data import BadImageError, eval_transform, read_rgb
 from seg.engine.runtime import resolve_device
 from seg.errors import SegError, exit_on_user_error
 from seg.inference import load_trained_model, predict_probs
+from seg.schema import PredictConfig
+from seg.viz import error_overlay
 
 log = logging.getLogger("seg.predict")
-register_resolvers()
+register()
+MANIFEST = "manifest.csv"
 
 
-def list_inputs(pattern: str) -> list[Path]:
-    """Files of a folder (sorted), or the files a glob pattern matches."""
+def list_inputs(pattern: str) -> tuple[Path, list[Path]]:
+    """(base folder, files): every file under a folder (recursively, sorted), or the files a glob matches."""
     path = Path(pattern).expanduser()
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file())
+        base, files = path, sorted(p for p in path.rglob("*") if p.is_file())
     else:
         files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        base = Path(os.path.commonpath([str(p.parent.resolve()) for p in files])) if files else path.parent
     if not files:
         raise SegError(f"input={pattern}: no files found (give a folder or a glob such as 'photos/*.jpg')")
-    return files
+    return base, files
 
 
-def output_path(output_dir: Path, source: Path, suffix: str, taken: set[Path]) -> Path:
-    """`<output_dir>/<stem><suffix>`, unique among `taken`, and never outside `output_dir`."""
-    stem = source.stem or "image"
-    candidate = output_dir / f"{stem}{suffix}"
-    n = 1
-    while candidate in taken:
-        candidate = output_dir / f"{stem}_{n}{suffix}"
-        n += 1
-    if not candidate.resolve().is_relative_to(output_dir.resolve()):
-        raise SegError(f"refusing to write {candidate}: it is outside output={output_dir}")
-    taken.add(candidate)
-    return candidate
+def check_apart(output_dir: Path, base: Path, files: list[Path]) -> None:
+    """SegError when `output` is an input folder, lies inside one, or holds an input."""
+    out = output_dir.resolve()
+    folders = {base.resolve(), *(f.resolve().parent for f in files)}
+    if any(out == d or out.is_relative_to(d) for d in folders) or any(f.resolve().is_relative_to(out) for f in files):
+        raise SegError(
+            f"output={output_dir} overlaps the inputs; choose a folder apart from them, e.g. output=predictions/"
+        )
 
 
-def overlay(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int], alpha: float) -> np.ndarray:
-    """`image` (H, W, 3) uint8 with the pixels of boolean `mask` (H, W) tinted by `color`."""
-    out = image.astype(np.float32)
-    out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(color, dtype=np.float32)
-    return out.round().astype(np.uint8)
+def output_paths(output_dir: Path, base: Path, source: Path) -> tuple[Path, Path]:
+    """`<output>/<path of source under base, without suffix>_mask.png` and `..._overlay.png`."""
+    relative = source.resolve().relative_to(base.resolve()).with_suffix("")
+    stem = output_dir / relative.parent / (relative.name or "image")
+    return stem.with_name(stem.name + "_mask.png"), stem.with_name(stem.name + "_overlay.png")
 
 
-def predict_folder(cfg: DictConfig) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Write mask and overlay PNGs for every readable input; returns (written, skipped with reasons)."""
+def predict_folder(cfg: PredictConfig) -> tuple[int, list[tuple[Path, str]]]:
+    """Write masks and overlays for every readable input; returns (images predicted, skipped with reasons)."""
     device = resolve_device(cfg.device)
-    model, train_cfg = load_trained_model(cfg.ckpt, device)
-    transform = eval_transform(int(train_cfg.data.image_size))
-    output_dir = Path(cfg.output)
+    model, trained = load_trained_model(cfg.ckpt, device)
+    transform = eval_transform(cfg.image_size or trained.data.image_size)
+    threshold = cfg.threshold if cfg.threshold is not None else trained.threshold
+    output_dir = Path(cfg.output).expanduser()
+    base, files = list_inputs(cfg.input)
+    check_apart(output_dir, base, files)
+    if output_dir.is_file():
+        raise SegError(f"output={output_dir} is a file; give a folder")
+    if (output_dir / MANIFEST).exists():
+        raise SegError(f"output={output_dir} already holds predictions ({MANIFEST}); choose a new folder")
     output_dir.mkdir(parents=True, exist_ok=True)
-    Image.MAX_IMAGE_PIXELS = int(cfg.max_pixels)
-    written: list[Path] = []
-    skipped: list[tuple[Path, str]] = []
-    taken: set[Path] = set()
-    for source in list_inputs(str(cfg.input)):
-        try:
-            image = read_rgb(source)
-        except BadImageError as e:
-            skipped.append((source, str(e)))
-            continue
-        try:
-            mask_path = output_path(output_dir, source, "_mask.png", taken)
-            overlay_path = output_path(output_dir, source, "_overlay.png", taken)
-        except SegError as e:
-            skipped.append((source, str(e)))
+    Image.MAX_IMAGE_PIXELS = cfg.max_pixels
+    rows, skipped = [], []
+    for source in files:
+        mask_path, overlay_path = output_paths(output_dir, base, source)
+        reason = next((f"would overwrite {p}" for p in (mask_path, overlay_path) if p.exists() or p.is_symlink()), None)
+        escapes = not all(p.resolve().is_relative_to(output_dir.resolve()) for p in (mask_path, overlay_path))
+        if reason is None and escapes:
+            reason = f"an output path would leave output={output_dir}"
+        image = None
+        if reason is None:
+            try:
+                image = read_rgb(source)
+            except BadImageError as e:
+                reason = str(e)
+        if image is None:
+            skipped.append((source, reason))
+            rows.append([str(source), "", "", reason])
             continue
         x = transform(image=image)["image"].unsqueeze(0).to(device)
-        probs = predict_probs(model, x)
-        probs = F.interpolate(probs, size=image.shape[:2], mode="bilinear", align_corners=False)
-        mask = (probs[0, 0] > cfg.threshold).cpu().numpy()
+        probs = F.interpolate(predict_probs(model, x), size=image.shape[:2], mode="bilinear", align_corners=False)
+        mask = (probs[0, 0] > threshold).cpu().numpy()
+        mask_path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(mask.astype(np.uint8) * 255).save(mask_path)
-        Image.fromarray(overlay(image, mask, tuple(cfg.overlay_color), cfg.overlay_alpha)).save(overlay_path)
-        written += [mask_path, overlay_path]
-    return written, skipped
+        Image.fromarray(error_overlay(image, mask, alpha=cfg.overlay_alpha)).save(overlay_path)
+        rows.append([str(source), *(str(p.relative_to(output_dir)) for p in (mask_path, overlay_path)), ""])
+    with (output_dir / MANIFEST).open("w", newline="") as f:
+        csv.writer(f).writerows([["input", "mask", "overlay", "skipped"], *rows])
+    return len(files) - len(skipped), skipped
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     torch.set_grad_enabled(False)
     with exit_on_user_error():
-        written, skipped = predict_folder(cfg)
-    print(f"Wrote {len(written) // 2} masks and overlays to {cfg.output}")
+        typed: PredictConfig = typed_config(cfg)
+        require(typed.ckpt, "ckpt", "ckpt=outputs/runs/<name>/<time>/checkpoints/best.pt")
+        require(typed.input, "input", "input=photos/ or 'input=photos/**/*.jpg'")
+        require(typed.output, "output", "output=predictions/")
+        done, skipped = predict_folder(typed)
+    print(f"Wrote {done} masks and overlays to {typed.output} (manifest: {Path(typed.output) / MANIFEST})")
     if skipped:
-        print(f"Skipped {len(skipped)} file(s) (unreadable, or an output path outside {cfg.output}):")
+        print(f"Skipped {len(skipped)} file(s):")
         for path, reason in skipped:
             print(f"  {path}: {reason}")
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from seg.data.transforms import PRESETS, build_augmentation, denormalize
+from seg.schema import GROUPS
 
 torch.set_num_threads(1)
 S = 48
@@ -23,6 +23,11 @@ GEOMETRY_ONLY = {
     "strong": {"jitter_p": 0.0, "rgb_shift_p": 0.0, "noise_p": 0.0, "affine_p": 1.0, "rotate": 30.0},
     "crop_gray": {"gray_p": 0.0, "brightness_p": 0.0},
 }
+
+
+def preset(name: str, **knobs: float) -> dict:
+    """The preset's config as the schema gives it (its defaults), with `knobs` changed."""
+    return {**dataclasses.asdict(GROUPS["augmentation"][name]()), **knobs}
 
 
 def _random_mask(rng: np.random.Generator) -> np.ndarray:
@@ -51,7 +56,7 @@ def _decode(image: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_geometry_keeps_image_and_mask_aligned(name: str) -> None:
-    augment = build_augmentation({"name": name, **GEOMETRY_ONLY[name]}, S)
+    augment = build_augmentation(preset(name, **GEOMETRY_ONLY[name]), S)
     rng = np.random.default_rng(0)
     clear_fraction = []
     for trial in range(TRIALS):
@@ -68,7 +73,7 @@ def test_geometry_keeps_image_and_mask_aligned(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_full_presets_keep_mask_values_and_shapes(name: str) -> None:
-    augment = build_augmentation({"name": name}, S)
+    augment = build_augmentation(preset(name), S)
     rng = np.random.default_rng(1)
     for trial in range(10):
         torch.manual_seed(trial)
@@ -81,7 +86,7 @@ def test_full_presets_keep_mask_values_and_shapes(name: str) -> None:
 
 
 def test_augmentation_follows_the_torch_seed_and_pickles() -> None:
-    augment = build_augmentation({"name": "strong"}, S)
+    augment = build_augmentation(preset("strong"), S)
     mask = _random_mask(np.random.default_rng(2))
     image = _encode(mask)
 
@@ -106,18 +111,12 @@ def test_bad_configs_raise() -> None:
     with pytest.raises(ValueError, match="none, basic, strong, crop_gray"):
         build_augmentation({"name": "fancy"}, S)
     with pytest.raises(ValueError, match="hflip_p"):
-        build_augmentation({"name": "basic", "hflip": 0.5}, S)
+        build_augmentation({**preset("basic"), "hflip": 0.5}, S)
     with pytest.raises(ValueError, match="fill_mask"):
-        build_augmentation({"name": "strong", "fill_mask": 7}, S)
+        build_augmentation(preset("strong", fill_mask=7), S)
 
 
-def test_yaml_knobs_match_the_presets() -> None:
-    conf = Path(__file__).resolve().parents[1] / "conf" / "augmentation"
-    for name, preset in PRESETS.items():
-        knobs = yaml.safe_load((conf / f"{name}.yaml").read_text())
-        assert knobs.pop("name") == name
-        build_augmentation({"name": name, **knobs}, S)  # every knob in the yaml is a knob of the preset
-        defaults = {k: p.default for k, p in inspect.signature(preset).parameters.items() if k != "size"}
-        assert set(knobs) == set(defaults), name  # and the yaml shows them all, with the code's defaults
-        for key, value in knobs.items():
-            np.testing.assert_allclose(value, defaults[key], rtol=1e-6, err_msg=f"{name}.{key}")
+def test_schema_knobs_are_the_presets_parameters() -> None:
+    for name, build in PRESETS.items():
+        knobs = set(preset(name)) - {"name"}
+        assert knobs == set(inspect.signature(build).parameters) - {"size"}, name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import shutil
@@ -27,10 +28,16 @@ from seg.data.cache import load_or_build
 from seg.data.oxford import image_path, read_split_list, trimap_path
 from seg.data.trimap import trimap_to_mask
 from seg.engine.runtime import make_loader, reseed_loader
+from seg.schema import GROUPS
 
 torch.set_num_threads(1)
 S = 32
 NONE = {"name": "none"}
+
+
+def preset(name: str) -> dict:
+    """An augmentation preset with the schema's default knobs."""
+    return dataclasses.asdict(GROUPS["augmentation"][name]())
 
 
 def _build(root: Path, **kwargs) -> dict:
@@ -237,7 +244,7 @@ def test_download_asks_torchvision_for_the_parent(tmp_path: Path, monkeypatch: p
 
 
 def test_loader_workers_are_reproducible(synthetic_root: Path, tmp_path: Path) -> None:
-    ds = _build(synthetic_root, cache_dir=tmp_path, augmentation={"name": "strong"}, uncertain="random")
+    ds = _build(synthetic_root, cache_dir=tmp_path, augmentation=preset("strong"), uncertain="random")
 
     def first_batches() -> list[torch.Tensor]:
         torch.manual_seed(123)
@@ -253,7 +260,7 @@ def test_loader_workers_are_reproducible(synthetic_root: Path, tmp_path: Path) -
 
 
 def test_item_seed_makes_draws_depend_on_index_and_seed_only(synthetic_root: Path, tmp_path: Path) -> None:
-    strong = {"name": "strong"}
+    strong = preset("strong")
     train = _build(synthetic_root, cache_dir=tmp_path, augmentation=strong, uncertain="random")["train"]
 
     def item(index: int, seed: int) -> torch.Tensor:
@@ -277,7 +284,7 @@ def _epochs(loader: DataLoader, epochs: range) -> list[torch.Tensor]:
 def test_engine_loader_batches_do_not_depend_on_workers_or_resume(synthetic_root: Path, tmp_path: Path) -> None:
     """Same (seed, epoch) -> same batches with 0 or 2 (persistent) workers, and when a run starts at
     epoch 2 (a resume); different epochs -> different order and augmentation."""
-    train = _build(synthetic_root, cache_dir=tmp_path, augmentation={"name": "strong"}, uncertain="random")["train"]
+    train = _build(synthetic_root, cache_dir=tmp_path, augmentation=preset("strong"), uncertain="random")["train"]
     in_process = _epochs(make_loader(train, 4, 0, shuffle=True, pin_memory=False), range(1, 4))
     workers = make_loader(train, 4, 2, shuffle=True, pin_memory=False)
     assert workers.persistent_workers

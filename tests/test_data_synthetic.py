@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from PIL import Image
 from seg.data import build_datasets
 from seg.data.oxford import read_split_list
 from seg.data.synthetic import ensure_synthetic, make_sample, write_dataset
+from seg.schema import GROUPS
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
@@ -112,7 +114,7 @@ def test_racing_generators_and_mismatched_parameters(tmp_path: Path) -> None:
 
 def test_build_datasets_generates_on_first_use(tmp_path: Path) -> None:
     root = tmp_path / "data" / "synthetic-pets"
-    ds = build_datasets(root=root, image_size=32, augmentation={"name": "basic"},
+    ds = build_datasets(root=root, image_size=32, augmentation=dataclasses.asdict(GROUPS["augmentation"]["basic"]()),
                         synthetic={"n": 10, "seed": 0}, cache_dir=tmp_path / "cache")
     assert [len(ds[s]) for s in ("train", "val", "test")] == [7, 1, 2]
     image, mask = ds["train"][0]

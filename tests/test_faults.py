@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from clitools import REPO, run_cli, wandb_records
+from configs import tiny_checkpoint
 from PIL import Image
 
 from seg.data import DatasetNotFoundError, build_datasets
-from seg.engine.checkpoint import load_checkpoint, save_checkpoint
+from seg.rundir import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -136,7 +137,9 @@ def test_unknown_key_and_option_are_refused_by_hydra() -> None:
 
 
 def test_wrong_type_and_out_of_range_values() -> None:
-    assert_one_line_error(run_cli("seg.train", *FAST, "optimizer.lr=fast"), "optimizer.lr='fast'", "allowed")
+    wrong_type = run_cli("seg.train", *FAST, "optimizer.lr=fast")  # refused by Hydra against the schema's type
+    assert wrong_type.returncode == 1 and "Traceback" not in wrong_type.stderr
+    assert "optimizer.lr=fast" in wrong_type.stderr and "could not be converted to Float" in wrong_type.stderr
     assert_one_line_error(run_cli("seg.train", *FAST, "data.val_split=2.0"), "data.val_split", "allowed")
 
 
@@ -150,22 +153,16 @@ def test_imagenet_weights_offline_fail_clearly(tmp_path: Path) -> None:
 
 # --- training faults --------------------------------------------------------------------------
 
-NAN_IN_EPOCH_2 = ["loss._target_=faulty.NaNAfterLoss", "+loss.after=3", "trainer.epochs=3"]
-
-
-def test_nan_loss_stops_naming_epoch_and_batch_and_keeps_best(cli_paths: list[str], tmp_path: Path) -> None:
-    env = {"PYTHONPATH": str(REPO / "tests")}
+def test_nan_loss_fails_the_run_and_a_sweep_goes_on(cli_paths: list[str], tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    result = run_cli("seg.train", *FAST, *NAN_IN_EPOCH_2, f"hydra.run.dir={run_dir}", *cli_paths, env=env)
-    assert_one_line_error(result, "epoch 2, batch 1", "NaN")
-    assert load_checkpoint(run_dir / "checkpoints" / "best.pt")["epoch"] == 1
+    result = run_cli("seg.train", *FAST, "optimizer.lr=1e10", "trainer.epochs=3", f"hydra.run.dir={run_dir}",
+                     *cli_paths)  # fmt: skip
+    assert_one_line_error(result, "NaN")
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+    assert not (run_dir / "checkpoints" / "best.pt").exists()  # epoch 1 was already non-finite: nothing kept
 
-    sweep = run_cli(
-        "seg.train", "-m", *FAST, *NAN_IN_EPOCH_2, "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}", *cli_paths,
-        env=env,
-    )  # fmt: skip
-    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    sweep = run_cli("seg.train", "-m", *FAST, "optimizer.lr=1e10", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                    *cli_paths)  # fmt: skip
     summaries = [json.loads(p.read_text()) for p in sorted((tmp_path / "sweep").glob("*/summary.json"))]
     assert [s["status"] for s in summaries] == ["failed", "failed"]
     assert "sweep goes on with 0.0" in sweep.stdout + sweep.stderr
@@ -173,11 +170,11 @@ def test_nan_loss_stops_naming_epoch_and_batch_and_keeps_best(cli_paths: list[st
 
 def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path: Path) -> None:
     path = tmp_path / "last.pt"
-    save_checkpoint({"epoch": 1, "model": {}}, path)
+    save_checkpoint(tiny_checkpoint(epoch=1), path)
     writer = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, torch; from pathlib import Path; from seg.engine.checkpoint import save_checkpoint; "
-         "save_checkpoint({'epoch': 2, 'model': {'w': torch.ones(400_000_000, dtype=torch.uint8)}}, Path(sys.argv[1]))",
+         "import sys; from pathlib import Path; from seg.rundir import atomic_write; "
+         "atomic_write(Path(sys.argv[1]), bytes(400_000_000))",
          str(path)],
     )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -186,7 +183,7 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path: Pat
     writer.send_signal(signal.SIGKILL)
     writer.wait()
     assert writer.returncode == -signal.SIGKILL, "the writer finished before it was killed"
-    assert load_checkpoint(path)["epoch"] == 1
+    assert load_checkpoint(path).epoch == 1
 
 
 def test_ctrl_c_saves_last_finishes_wandb_and_exits_non_zero(cli_paths: list[str], tmp_path: Path) -> None:
@@ -203,8 +200,8 @@ def test_ctrl_c_saves_last_finishes_wandb_and_exits_non_zero(cli_paths: list[str
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130
-    assert "interrupted:" in stderr and f"resume={run_dir}" in stderr
-    epoch = load_checkpoint(run_dir / "checkpoints" / "last.pt")["epoch"]
+    assert "interrupted (SIGINT):" in stderr and f"continue with: python -m seg.train resume={run_dir}" in stderr
+    epoch = load_checkpoint(run_dir / "checkpoints" / "last.pt").epoch
     assert 1 <= epoch < 200
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["epochs"] == epoch
@@ -253,6 +250,7 @@ def test_predict_refuses_decompression_bombs_and_paths_outside_output(
     result = run_cli("seg.predict", f"ckpt={trained_run / 'checkpoints' / 'best.pt'}", f"input={inputs}",
                      f"output={output}")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "decompression bomb" in result.stdout and "outside" in result.stdout
+    assert "decompression bomb" in result.stdout and "would overwrite" in result.stdout
     assert outside.read_bytes() == b"keep me"
-    assert sorted(p.name for p in output.iterdir()) == ["ok_mask.png", "ok_overlay.png", "victim_mask.png"]
+    assert sorted(p.name for p in output.iterdir()) == ["manifest.csv", "ok_mask.png", "ok_overlay.png",
+                                                        "victim_mask.png"]  # fmt: skip

@@ -55,7 +55,7 @@ def test_dice_hand_computed():
     ],
 )
 def test_dice_empty_and_full_masks(logit, target, expected):
-    assert close(DiceLoss()(torch.full((1, 1, 2, 2), logit), torch.full((1, 1, 2, 2), target)), expected)
+    assert close(DiceLoss(1.0)(torch.full((1, 1, 2, 2), logit), torch.full((1, 1, 2, 2), target)), expected)
 
 
 def test_tversky_hand_computed():
@@ -66,10 +66,10 @@ def test_tversky_hand_computed():
 
 def test_tversky_alpha_weighs_false_positives_beta_false_negatives():
     positive, empty, full = torch.full((1, 1, 2, 2), 30.0), torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)
-    assert close(TverskyLoss(alpha=1.0, beta=0.0)(positive, empty), 1 - 1 / (4 + 1))  # 4 FP
-    assert close(TverskyLoss(alpha=0.0, beta=1.0)(positive, empty), 0.0)
-    assert close(TverskyLoss(alpha=0.0, beta=1.0)(-positive, full), 1 - 1 / (4 + 1))  # 4 FN
-    assert close(TverskyLoss(alpha=1.0, beta=0.0)(-positive, full), 0.0)
+    assert close(TverskyLoss(alpha=1.0, beta=0.0, smooth=1.0)(positive, empty), 1 - 1 / (4 + 1))  # 4 FP
+    assert close(TverskyLoss(alpha=0.0, beta=1.0, smooth=1.0)(positive, empty), 0.0)
+    assert close(TverskyLoss(alpha=0.0, beta=1.0, smooth=1.0)(-positive, full), 1 - 1 / (4 + 1))  # 4 FN
+    assert close(TverskyLoss(alpha=1.0, beta=0.0, smooth=1.0)(-positive, full), 0.0)
 
 
 def test_tversky_half_half_is_dice_with_twice_the_smooth():
@@ -87,7 +87,7 @@ def _random_pair(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return logits, target
 
 
-@pytest.mark.parametrize("loss_fn", [DiceLoss(), TverskyLoss(0.3, 0.7)])
+@pytest.mark.parametrize("loss_fn", [DiceLoss(1.0), TverskyLoss(0.3, 0.7, 1.0)])
 def test_overlap_losses_are_per_image_means(loss_fn):
     (la, ta), (lb, tb) = _random_pair(0), _random_pair(1)
     tb[0, 0, 1:] = IGN  # different numbers of valid pixels must not matter
@@ -121,14 +121,17 @@ def test_combined_losses_are_weighted_sums():
     logits, target = _random_pair(3)
     bce, dice, tversky = (
         BCELoss()(logits, target),
-        DiceLoss()(logits, target),
-        TverskyLoss(0.2, 0.8)(logits, target),
+        DiceLoss(1.0)(logits, target),
+        TverskyLoss(0.2, 0.8, 1.0)(logits, target),
     )
-    torch.testing.assert_close(BCEDiceLoss(0.3, 0.7)(logits, target), 0.3 * bce + 0.7 * dice)
-    torch.testing.assert_close(BCETverskyLoss(2.0, 1.0, 0.2, 0.8)(logits, target), 2.0 * bce + 1.0 * tversky)
+    torch.testing.assert_close(BCEDiceLoss(0.3, 0.7, 1.0)(logits, target), 0.3 * bce + 0.7 * dice)
+    torch.testing.assert_close(BCETverskyLoss(2.0, 1.0, 0.2, 0.8, 1.0)(logits, target), 2.0 * bce + 1.0 * tversky)
 
 
-ALL_LOSSES = [BCELoss(), DiceLoss(), TverskyLoss(0.3, 0.7), FocalLoss(), BCEDiceLoss(), BCETverskyLoss()]
+ALL_LOSSES = [
+    BCELoss(), DiceLoss(1.0), TverskyLoss(0.3, 0.7, 1.0), FocalLoss(0.25, 2.0), BCEDiceLoss(0.5, 0.5, 1.0),
+    BCETverskyLoss(0.5, 0.5, 0.3, 0.7, 1.0),
+]
 
 
 @pytest.mark.parametrize("loss_fn", ALL_LOSSES, ids=lambda m: type(m).__name__)

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from configs import compose_config
 from torch import nn
 
+from seg.build import build_model as build_from_config
+from seg.build import knobs
 from seg.models import MODELS, ResNet34UNet, UNet, build_model
 from seg.models.resnet_unet import imagenet_checkpoint_path
 
 torch.set_num_threads(1)
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 SMALL = {
     "unet": lambda: UNet(base_channels=4),
     "unet_bilinear": lambda: UNet(base_channels=4, upsample="bilinear"),
@@ -94,10 +94,9 @@ def test_runs_under_autocast(name):
 
 
 @pytest.mark.parametrize("name", ["unet", "resnet34_unet"])
-def test_config_instantiates_model(name):
-    cfg = OmegaConf.load(CONF / f"{name}.yaml")
-    cfg.base_channels = 4
-    model = instantiate(cfg)
+def test_config_builds_model_from_the_registry(name):
+    cfg = compose_config(f"model={name}", "model.base_channels=4")
+    model = build_from_config(cfg.model.name, knobs(cfg.model))
     assert isinstance(model, MODELS[name])
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 1, 32, 32)
 

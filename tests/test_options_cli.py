@@ -43,7 +43,7 @@ def test_early_stopping_on_val_dice(cli_paths: list[str], tmp_path: Path) -> Non
     dice = read_csv_columns(tmp_path / "metrics.csv")["val/dice"]
     assert summary["epochs"] == len(dice) == min(8, summary["best_epoch"] + 2)
     assert dice.index(max(dice)) + 1 == summary["best_epoch"]
-    assert ("Early stop" in result.stdout + result.stderr) == (summary["epochs"] < 8)
+    assert ("early stop" in result.stdout + result.stderr) == (summary["epochs"] < 8)
 
 
 def test_smoke_on_the_real_sample(real_root: Path, tmp_path: Path) -> None:

@@ -39,8 +39,8 @@ def test_cosine_steps_per_epoch_over_the_run() -> None:
 
 def test_onecycle_steps_per_batch_and_peaks_after_pct_start() -> None:
     params = [torch.nn.Parameter(torch.zeros(1))]
-    opt = build_optimizer(params, "adam", lr=LR)
-    schedule = build_schedule(opt, "onecycle", EPOCHS, STEPS, pct_start=0.1, div_factor=25.0)
+    opt = build_optimizer(params, "adam", lr=LR, weight_decay=0.0)
+    schedule = build_schedule(opt, "onecycle", EPOCHS, STEPS, pct_start=0.1, div_factor=25.0, final_div_factor=1e4)
     per_batch = []
     for _ in range(EPOCHS * STEPS):
         per_batch.append(opt.param_groups[0]["lr"])
@@ -66,8 +66,8 @@ def test_plateau_on_val_dice_reduces_when_dice_stalls() -> None:
 
 def test_plateau_on_val_loss_uses_min_mode() -> None:
     params = [torch.nn.Parameter(torch.zeros(1))]
-    opt = build_optimizer(params, "sgd", lr=LR, momentum=0.9)
-    schedule = build_schedule(opt, "plateau", EPOCHS, STEPS, monitor="val/loss", factor=0.5, patience=0)
+    opt = build_optimizer(params, "sgd", lr=LR, weight_decay=0.0, momentum=0.9)
+    schedule = build_schedule(opt, "plateau", EPOCHS, STEPS, monitor="val/loss", factor=0.5, patience=0, min_lr=0.0)
     schedule.after_epoch({"dice": 0.0, "loss": 1.0})
     schedule.after_epoch({"dice": 0.0, "loss": 0.5})  # loss went down: an improvement
     assert opt.param_groups[0]["lr"] == pytest.approx(LR)

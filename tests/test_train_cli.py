@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from clitools import REPO, read_csv_columns, run_cli, wandb_history
 
-from seg.engine.checkpoint import load_checkpoint
+from seg.rundir import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -97,35 +98,43 @@ def test_deterministic_runs_are_identical_and_resume_after_sigkill_matches(
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    completed = load_checkpoint(last)["epoch"]
+    completed = load_checkpoint(last).epoch
     assert completed < 3, "the run finished before it could be killed"
 
-    resumed = run_cli("seg.train", *DETERMINISTIC, f"resume={killed}", *cli_paths)
+    resumed = run_cli("seg.train", f"resume={killed}", *cli_paths)  # the stored config: no overrides needed
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Run directory: {killed}" in resumed.stdout
     assert _columns_without_time(killed) == reference  # resumed after SIGKILL == uninterrupted
 
 
 def test_evaluate_and_predict_from_the_cli(cli_paths: list[str], tmp_path: Path, real_root: Path) -> None:
-    run_dir = tmp_path / "run"
-    result = run_cli("seg.train", *FAST, "trainer.epochs=1", f"hydra.run.dir={run_dir}", *cli_paths)
+    out = tmp_path / "outputs"
+    run_dir = out / "run"
+    result = run_cli("seg.train", *FAST, "trainer.epochs=1", f"hydra.run.dir={run_dir}", f"paths.output_dir={out}",
+                     *cli_paths)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     best = run_dir / "checkpoints" / "best.pt"
 
-    evaluated = run_cli("seg.evaluate", f"ckpt={best}", "num_worst=2", "num_random=1", *cli_paths)
+    evaluated = run_cli("seg.evaluate", f"ckpt={best}", "num_worst=2", "num_random=1", f"paths.output_dir={out}",
+                        *cli_paths)  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     [eval_dir] = (run_dir / "eval").iterdir()
     results = json.loads((eval_dir / "results.json").read_text())
     assert set(results["dice"]) == {"mean", "median", "std", "min", "max", "count"}
-    assert results["dice"]["count"] == len(results["per_image"]) > 0
-    assert 0 <= results["dice"]["min"] <= results["dice"]["mean"] <= results["dice"]["max"] <= 1
-    assert "Dice median" in (eval_dir / "results.md").read_text()
+    assert results["dice"]["count"] == len(results["per_image"]) == results["images"] > 0
+    assert results["image_size"] == 32 and results["threshold"] == 0.5 and results["split"] == "test"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert results["dice"]["mean"] == pytest.approx(summary["test"]["dice"], abs=1e-12)  # one evaluation function
+    assert results["dice_pooled"] == pytest.approx(summary["test"]["dice_pooled"], abs=1e-12)
+    assert (eval_dir / "per_image.csv").read_text() == (run_dir / "test_per_image.csv").read_text()
+    assert "32 px" in (eval_dir / "results.md").read_text()
     assert (eval_dir / "examples.png").stat().st_size > 0
 
     inputs = tmp_path / "inputs"
-    inputs.mkdir()
+    (inputs / "more").mkdir(parents=True)
     for name in ("Abyssinian_1.jpg", "Abyssinian_34.jpg", "Abyssinian_5.jpg"):  # JPEG, GIF, RGBA PNG
         (inputs / name).write_bytes((real_root / "images" / name).read_bytes())
+    (inputs / "more" / "Abyssinian_1.jpg").write_bytes((real_root / "images" / "Abyssinian_10.jpg").read_bytes())
     (inputs / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     (inputs / "empty.png").write_bytes(b"")
     output = tmp_path / "predictions"
@@ -134,16 +143,13 @@ def test_evaluate_and_predict_from_the_cli(cli_paths: list[str], tmp_path: Path,
     assert "Skipped 2 file(s)" in predicted.stdout
     from PIL import Image
 
-    for name in ("Abyssinian_1", "Abyssinian_34", "Abyssinian_5"):
-        with (
-            Image.open(real_root / "images" / f"{name}.jpg") as source,
-            Image.open(output / f"{name}_mask.png") as mask,
-        ):
-            assert mask.size == source.size
+    for name in ("Abyssinian_1", "Abyssinian_34", "Abyssinian_5", "more/Abyssinian_1"):
+        source = real_root / "images" / f"{'Abyssinian_10' if 'more' in name else name}.jpg"
+        with Image.open(source) as image, Image.open(output / f"{name}_mask.png") as mask:
+            assert mask.size == image.size
             assert set(mask.getdata()) <= {0, 255}
         assert (output / f"{name}_overlay.png").is_file()
-    assert sorted(p.name for p in output.iterdir()) == sorted(
-        f"{n}_{kind}.png"
-        for n in ("Abyssinian_1", "Abyssinian_34", "Abyssinian_5")
-        for kind in ("mask", "overlay")
-    )
+    with (output / "manifest.csv").open(newline="") as f:
+        manifest = {Path(r["input"]).relative_to(inputs).as_posix(): r for r in csv.DictReader(f)}
+    assert len(manifest) == 6 and manifest["more/Abyssinian_1.jpg"]["mask"] == "more/Abyssinian_1_mask.png"
+    assert manifest["empty.png"]["skipped"] and not manifest["empty.png"]["mask"]

@@ -20,7 +20,8 @@ __all__ = ["build_datasets"]
 def build_datasets(*, root: str | Path, image_size: int, augmentation: dict[str, Any],
                    uncertain: str = "foreground", val_split: float | None = None, limit: int | None = None,
                    on_bad_sample: str = "skip", download: bool = False, cache_dir: str | Path | None = None,
-                   seed: int = 0, synthetic: dict[str, int] | None = None) -> dict[str, Dataset]:
+                   seed: int = 0, synthetic: dict[str, int] | None = None,
+                   splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, Dataset]:
     """Build {"train", "val", "test"} datasets of (image (3, S, S) float32, mask (1, S, S) float32).
 
     Args:
@@ -38,6 +39,7 @@ def build_datasets(*, root: str | Path, image_size: int, augmentation: dict[str,
         cache_dir: where resized uint8 copies are kept and shared (None: decode every item each time).
         seed: seeds the random val split only (augmentation is seeded per item, see `PetSegmentation`).
         synthetic: {"n": int, "seed": int} -> generate synthetic pets at `root` if it holds no dataset.
+        splits: the splits to build (seg.evaluate builds only the one it scores).
 
     Raises:
         DatasetNotFoundError: no dataset at `root` (the message names the path and the fixes).
@@ -59,6 +61,8 @@ def build_datasets(*, root: str | Path, image_size: int, augmentation: dict[str,
     datasets: dict[str, Dataset] = {}
     all_bad: list[BadSample] = []
     for split, listed in split_names(root, val_split, seed).items():
+        if split not in splits:
+            continue
         names, bad = stat_check(root, listed, split)
         names = subsample(names, limit)
         if cache_dir is not None:

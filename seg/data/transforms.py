@@ -1,5 +1,7 @@
 """Augmentation presets (albumentations 2.x) and the evaluation transform.
 
+The presets' knobs and their defaults are in the config schema (seg/schema.py).
+
 Every preset takes an (S, S, 3) uint8 image and an (S, S) uint8 mask with values in {0, 1, 255} and
 returns a normalised (3, S, S) float32 image and a (1, S, S) float32 mask. Masks are always resampled
 with nearest neighbour, so they stay in {0, 1, 255}: RandomResizedCrop uses INTER_NEAREST_EXACT (pixel
@@ -51,9 +53,9 @@ def _none(size: int) -> list[A.BasicTransform]:
     return []
 
 
-def _basic(size: int, *, hflip_p: float = 0.5, vflip_p: float = 0.5, jitter_p: float = 1.0,
-           brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2,
-           hue: float = 0.0) -> list[A.BasicTransform]:
+def _basic(size: int, *, hflip_p: float, vflip_p: float, jitter_p: float,
+           brightness: float, contrast: float, saturation: float,
+           hue: float) -> list[A.BasicTransform]:
     """Report A: flips and colour jitter."""
     return [
         A.HorizontalFlip(p=hflip_p),
@@ -62,12 +64,10 @@ def _basic(size: int, *, hflip_p: float = 0.5, vflip_p: float = 0.5, jitter_p: f
     ]
 
 
-def _strong(size: int, *, crop_scale: Pair = (0.8, 1.0), crop_ratio: Pair = (0.75, 4 / 3),
-            hflip_p: float = 0.5, vflip_p: float = 0.5, affine_p: float = 0.5, shift: float = 0.0625,
-            scale: Pair = (0.9, 1.1), rotate: float = 15.0, fill_mask: int = 0, jitter_p: float = 0.5,
-            brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2, hue: float = 0.05,
-            rgb_shift_p: float = 0.5, rgb_shift: float = 15.0, noise_p: float = 0.3,
-            noise_std: Pair = (0.02, 0.08)) -> list[A.BasicTransform]:
+def _strong(size: int, *, crop_scale: Pair, crop_ratio: Pair, hflip_p: float, vflip_p: float, affine_p: float,
+            shift: float, scale: Pair, rotate: float, fill_mask: int, jitter_p: float, brightness: float,
+            contrast: float, saturation: float, hue: float, rgb_shift_p: float, rgb_shift: float, noise_p: float,
+            noise_std: Pair) -> list[A.BasicTransform]:
     """Report E: resized crop, flips, shift-scale-rotate, colour jitter, RGB shift, Gaussian noise."""
     _check_fill_mask(fill_mask)
     return [
@@ -83,9 +83,8 @@ def _strong(size: int, *, crop_scale: Pair = (0.8, 1.0), crop_ratio: Pair = (0.7
     ]
 
 
-def _crop_gray(size: int, *, crop_p: float = 1.0, crop_scale: Pair = (0.5, 1.0),
-               crop_ratio: Pair = (0.75, 4 / 3), gray_p: float = 0.2, brightness: float = 0.2,
-               brightness_p: float = 0.5) -> list[A.BasicTransform]:
+def _crop_gray(size: int, *, crop_p: float, crop_scale: Pair, crop_ratio: Pair, gray_p: float, brightness: float,
+               brightness_p: float) -> list[A.BasicTransform]:
     """Report B: random crop-and-zoom, grayscale, brightness (contrast left unchanged)."""
     return [
         _resized_crop(size, crop_scale, crop_ratio, p=crop_p),

@@ -5,10 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from seg.viz import plot_curves
 
 COLUMNS = ["epoch", "train/loss", "train/dice", "val/loss", "val/dice", "lr", "seconds"]
 
@@ -34,22 +31,9 @@ class History:
             writer.writeheader()
             writer.writerows(self.rows)
 
-    def plot(self) -> None:
-        """Loss, Dice and lr against epoch, train and val overlaid."""
-        epochs = [r["epoch"] for r in self.rows]
-        fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-        for ax, metric in zip(axes[:2], ("loss", "dice")):
-            for split in ("train", "val"):
-                ax.plot(epochs, [r[f"{split}/{metric}"] for r in self.rows], marker="o", label=split)
-            ax.set(title=metric.capitalize(), xlabel="epoch")
-            ax.legend()
-            ax.grid(alpha=0.3)
-        axes[2].plot(epochs, [r["lr"] for r in self.rows], marker="o")
-        axes[2].set(title="Learning rate", xlabel="epoch", yscale="log")
-        axes[2].grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(self.png_path, dpi=100)
-        plt.close(fig)
+    def plot(self, title: str, subtitle: str, best_epoch: int) -> None:
+        """curves.png: loss, Dice and lr against epoch, train and val overlaid, the best epoch marked."""
+        plot_curves(self.rows, self.png_path, title, subtitle, best_epoch)
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:

@@ -13,20 +13,15 @@ Scheduler = LRScheduler | ReduceLROnPlateau
 
 
 def build_optimizer(
-    params: Iterable[torch.nn.Parameter],
-    name: str,
-    lr: float,
-    weight_decay: float = 0.0,
-    momentum: float = 0.9,
-    nesterov: bool = False,
+    params: Iterable[torch.nn.Parameter], name: str, lr: float, weight_decay: float, **sgd: Any
 ) -> Optimizer:
-    """AdamW, Adam or SGD (with momentum) over `params`."""
+    """AdamW, Adam or SGD over `params`; `sgd`: momentum and nesterov (defaults: seg/schema.py)."""
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov)
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, **sgd)
     raise ValueError(f"unknown optimizer.name={name!r}; allowed: adamw, adam, sgd")
 
 
@@ -63,38 +58,22 @@ class LRSchedule:
             self.scheduler.load_state_dict(state)
 
 
-def build_schedule(
-    optimizer: Optimizer,
-    name: str,
-    epochs: int,
-    steps_per_epoch: int,
-    min_lr: float = 0.0,
-    pct_start: float = 0.1,
-    div_factor: float = 25.0,
-    final_div_factor: float = 1e4,
-    monitor: str = "val/dice",
-    factor: float = 0.5,
-    patience: int = 3,
-) -> LRSchedule:
-    """The lr schedule `name` (none | cosine | onecycle | plateau) for a run of `epochs` epochs."""
+def build_schedule(optimizer: Optimizer, name: str, epochs: int, steps_per_epoch: int, **knobs: Any) -> LRSchedule:
+    """The lr schedule `name` (none | cosine | onecycle | plateau) for a run of `epochs` epochs.
+
+    `knobs`: the schedule's keys (cosine: min_lr; onecycle: pct_start, div_factor, final_div_factor; plateau:
+    monitor, factor, patience, min_lr), with their defaults in seg/schema.py.
+    """
     if name == "none":
         return LRSchedule(None, per_batch=False)
     if name == "cosine":
-        return LRSchedule(CosineAnnealingLR(optimizer, T_max=epochs, eta_min=min_lr), per_batch=False)
+        return LRSchedule(CosineAnnealingLR(optimizer, T_max=epochs, eta_min=knobs["min_lr"]), per_batch=False)
     if name == "onecycle":
         max_lr = [group["lr"] for group in optimizer.param_groups]
-        scheduler = OneCycleLR(
-            optimizer,
-            max_lr=max_lr,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            pct_start=pct_start,
-            div_factor=div_factor,
-            final_div_factor=final_div_factor,
-        )
+        scheduler = OneCycleLR(optimizer, max_lr=max_lr, epochs=epochs, steps_per_epoch=steps_per_epoch, **knobs)
         return LRSchedule(scheduler, per_batch=True)
     if name == "plateau":
+        monitor = knobs.pop("monitor")
         mode = "max" if monitor == "val/dice" else "min"
-        scheduler = ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience, min_lr=min_lr)
-        return LRSchedule(scheduler, per_batch=False, monitor=monitor)
+        return LRSchedule(ReduceLROnPlateau(optimizer, mode=mode, **knobs), per_batch=False, monitor=monitor)
     raise ValueError(f"unknown scheduler.name={name!r}; allowed: none, cosine, onecycle, plateau")

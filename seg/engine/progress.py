@@ -11,7 +11,9 @@ from tqdm.auto import tqdm
 T = TypeVar("T")
 
 
-def progress(items: Iterable[T], enabled: bool | str = "auto", **kwargs) -> Iterable[T]:
-    """`items` wrapped in a tqdm bar when enabled (`auto`: only when stderr is a terminal)."""
-    show = sys.stderr.isatty() if enabled == "auto" else bool(enabled)
+def progress(items: Iterable[T], enabled: str = "auto", **kwargs) -> Iterable[T]:
+    """`items` wrapped in a tqdm bar when enabled (`trainer.progress`: auto, only when stderr is a terminal |
+    true | false)."""
+    enabled = str(enabled).lower()
+    show = sys.stderr.isatty() if enabled == "auto" else enabled == "true"
     return tqdm(items, leave=False, dynamic_ncols=True, **kwargs) if show else items

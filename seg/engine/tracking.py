@@ -102,7 +102,9 @@ class WandbTracker:
         except Exception as e:  # noqa: BLE001
             self._fail(e)
 
-    def log_masks(self, epoch: int, images: torch.Tensor, probs: torch.Tensor, targets: torch.Tensor) -> None:
+    def log_masks(
+        self, epoch: int, images: torch.Tensor, probs: torch.Tensor, targets: torch.Tensor, threshold: float
+    ) -> None:
         """A panel of val images with predicted and true masks.
 
         images: (N, 3, H, W) in [0, 1]; probs: (N, 1, H, W) in [0, 1]; targets: (N, 1, H, W) in {0, 1, 255}.
@@ -118,7 +120,7 @@ class WandbTracker:
                     (img.permute(1, 2, 0).numpy() * 255).astype("uint8"),
                     masks={
                         "prediction": {
-                            "mask_data": (p[0] > 0.5).numpy().astype("uint8"),
+                            "mask_data": (p[0] > threshold).numpy().astype("uint8"),
                             "class_labels": class_labels,
                         },
                         "ground_truth": {
@@ -134,7 +136,9 @@ class WandbTracker:
             self._fail(e)
 
     @torch.no_grad()
-    def log_examples(self, epoch: int, model: torch.nn.Module, dataset, n: int, device: torch.device) -> None:
+    def log_examples(
+        self, epoch: int, model: torch.nn.Module, dataset, n: int, device: torch.device, threshold: float
+    ) -> None:
         """Predict the first `n` items of `dataset` and log them as a mask panel."""
         from seg.data import denormalize
         from seg.inference import predict_probs
@@ -143,7 +147,16 @@ class WandbTracker:
         items = [dataset[i] for i in range(min(n, len(dataset)))]
         images = torch.stack([img for img, _ in items])
         probs = predict_probs(model, images.to(device)).cpu()
-        self.log_masks(epoch, denormalize(images), probs, torch.stack([m for _, m in items]))
+        self.log_masks(epoch, denormalize(images), probs, torch.stack([m for _, m in items]), threshold)
+
+    def log_summary(self, metrics: dict[str, float]) -> None:
+        """Values for the run's summary (e.g. the test metrics of best.pt)."""
+        if self.run is None:
+            return
+        try:
+            self.run.summary.update(metrics)
+        except Exception as e:  # noqa: BLE001
+            self._fail(e)
 
     def finish(self, exit_code: int = 0) -> None:
         if self.run is None:

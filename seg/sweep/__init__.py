@@ -1,8 +1,4 @@
 """Sweeps: Optuna search with resume, failure guards and pruning; per-sweep summaries.
 
-Importing the package (seg.train does) registers the `seg_optuna` sweeper with Hydra.
+The `seg_optuna` sweeper itself is a Hydra plugin (hydra_plugins/seg_sweeper/), found by Hydra's plugin discovery.
 """
-
-from seg.sweep.optuna_sweeper import register
-
-register()

@@ -10,7 +10,11 @@ trial as PRUNED.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from seg.engine.fit import Hook, Stop, TrainState
+from seg.rundir import Status
+from seg.schema import PruningConfig
 
 if TYPE_CHECKING:
     import optuna
@@ -18,14 +22,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class TrialPruner:
+def pruning_hooks(cfg: PruningConfig | None, epochs: int) -> list[Hook]:
+    """The training loop's hook for the `pruning` config node of a run of `epochs` epochs: [] outside a trial."""
+    pruner = TrialPruner.from_config(cfg, epochs)
+    return [] if pruner is None else [pruner]
+
+
+class TrialPruner(Hook):
     """Reports one trial's val Dice per epoch to its study and applies the study's median rule."""
 
-    def __init__(self, trial: optuna.trial.Trial):
-        self.trial = trial
+    def __init__(self, trial: optuna.trial.Trial, epochs: int):
+        self.trial, self.epochs = trial, epochs
 
     @classmethod
-    def from_config(cls, cfg: Any) -> TrialPruner | None:
+    def from_config(cls, cfg: PruningConfig | None, epochs: int) -> TrialPruner | None:
         """The pruner of the `pruning` config node; None when it is null or the job is not a search trial.
 
         `cfg.trial` (the trial number) is set per job by the `seg_optuna` sweeper; storage and study_name
@@ -47,9 +57,12 @@ class TrialPruner:
         study = optuna.load_study(study_name=cfg.study_name, storage=storage, pruner=pruner)
         study_id = storage.get_study_id_from_name(cfg.study_name)
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, int(cfg.trial))
-        return cls(optuna.trial.Trial(study, trial_id))
+        return cls(optuna.trial.Trial(study, trial_id), epochs)
 
-    def report(self, epoch: int, value: float) -> bool:
-        """Record `value` (val Dice) at `epoch` (the step); True when the trial should stop now."""
-        self.trial.report(value, step=epoch)
-        return self.trial.should_prune()
+    def stop(self, state: TrainState, row: dict[str, float]) -> Stop | None:
+        """Report the epoch's val Dice (step = epoch) and stop when the study's rule prunes the trial; the last
+        epoch completes the trial rather than prune it."""
+        self.trial.report(row["val/dice"], step=state.epoch)
+        if state.epoch < self.epochs and self.trial.should_prune():
+            return Stop(Status.PRUNED, f"pruned: val/dice {row['val/dice']:.4f} is below the median of earlier trials")
+        return None

@@ -6,15 +6,15 @@ Shared by the end-of-sweep summary (callbacks.py), the Optuna sweeper and `pytho
 from __future__ import annotations
 
 import csv
-import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from seg.engine.history import read_metrics
+from seg.rundir import RunDir, Summary
 
 SUMMARY_COLUMNS = ["job", "overrides", "status", "best_val_dice", "test_dice", "epochs", "seconds"]
 
@@ -25,28 +25,28 @@ class JobResult:
 
     job_dir: Path
     overrides: list[str]
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: Summary | None = None
 
     @property
     def status(self) -> str:
         """completed | pruned | failed | interrupted | running | missing (no summary.json)."""
-        return self.summary.get("status", "missing")
+        return "missing" if self.summary is None else self.summary.status.value
 
     @property
     def best_val_dice(self) -> float | None:
-        return self.summary.get("best_val_dice")
+        return None if self.summary is None else self.summary.best_val_dice
 
     @property
     def test_dice(self) -> float | None:
-        return self.summary.get("test", {}).get("dice")
+        return None if self.summary is None or self.summary.test is None else self.summary.test.get("dice")
 
     @property
     def epochs(self) -> int | None:
-        return self.summary.get("epochs")
+        return None if self.summary is None else self.summary.epochs
 
     @property
     def seconds(self) -> float | None:
-        return self.summary.get("seconds")
+        return None if self.summary is None else self.summary.seconds
 
     def override_map(self) -> dict[str, str]:
         """`key=value` overrides as {key: value} (a leading + or ~ dropped from the key)."""
@@ -77,9 +77,7 @@ class JobResult:
 def load_job(job_dir: Path) -> JobResult:
     """Read one job directory (the one Hydra made, with .hydra/overrides.yaml)."""
     overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
-    summary_file = job_dir / "summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
-    return JobResult(job_dir, overrides, summary)
+    return JobResult(job_dir, overrides, RunDir(job_dir).read_summary())
 
 
 def load_sweep(sweep_dir: Path) -> list[JobResult]:

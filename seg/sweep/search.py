@@ -29,8 +29,8 @@ from omegaconf import OmegaConf
 from optuna.trial import Trial, TrialState
 
 from seg.errors import ConfigError, SegError
+from seg.rundir import RunDir, Summary
 from seg.sweep.plots import plot_search
-from seg.sweep.results import load_job
 from seg.sweep.study import counted_trials, open_storage, requeue_interrupted
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,8 @@ def job_outcome(ret: JobReturn) -> tuple[TrialState, float | None]:
     if ret.status != JobStatus.COMPLETED:
         log.warning("Trial job raised %r: the trial fails, the search goes on", ret._return_value)
         return TrialState.FAIL, None
-    status = _job_summary(ret).get("status", "missing")
+    summary = _job_summary(ret)
+    status = "missing" if summary is None else summary.status.value
     if status == "pruned":
         return TrialState.PRUNED, None
     try:
@@ -148,18 +149,17 @@ def tell(study: optuna.Study, trial: Trial, ret: JobReturn) -> TrialState:
     """
     state, value = job_outcome(ret)
     summary = _job_summary(ret)
-    for key in ("run_dir", "epochs", "seconds"):
-        if key in summary:
-            trial.set_user_attr(key, summary[key])
+    if summary is not None:
+        for key in ("run_dir", "epochs", "seconds"):
+            trial.set_user_attr(key, getattr(summary, key))
     study.tell(trial.number, value, state=state)
     return state
 
 
-def _job_summary(ret: JobReturn) -> dict[str, Any]:
+def _job_summary(ret: JobReturn) -> Summary | None:
     if ret.hydra_cfg is None:
-        return {}
-    job_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir)
-    return load_job(job_dir).summary if (job_dir / ".hydra").is_dir() else {}
+        return None
+    return RunDir(Path(ret.hydra_cfg.hydra.runtime.output_dir)).read_summary()
 
 
 def write_results(study: optuna.Study, sweep_dir: Path, epochs_per_trial: int) -> dict[str, Any]:

@@ -1,0 +1,257 @@
+"""The run-directory contract: layout, `summary.json` (with its status), and the checkpoint format.
+
+train writes runs through this module; evaluate, the sweep summary, the Optuna search, the study runner, the
+report and the bench read them through it. A run directory holds:
+
+    config.yaml             the run's config, resolved (seg.schema.TrainConfig as plain YAML)
+    metrics.csv, curves.png one row per finished epoch, and its plot
+    summary.json            Summary: status, best val Dice and epoch, epochs, seconds, test metrics, error
+    test_per_image.csv      per test image of best.pt: Dice and TP/FP/FN pixel counts
+    checkpoints/best.pt     the best val Dice so far; last.pt: the last finished epoch (only last.pt resumes)
+    train.log, .hydra/      the log and Hydra's record of the command
+    eval/<split>_<time>/    seg.evaluate results of this run's checkpoints
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import pickle
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from seg.errors import CheckpointError, ConfigError
+
+
+class Status(str, Enum):
+    """A run's state in summary.json."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    PRUNED = "pruned"  # stopped early by an Optuna pruner: a finished, valid result
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: last.pt holds the last finished epoch; resume continues
+
+    @property
+    def finished(self) -> bool:
+        return self in (Status.COMPLETED, Status.PRUNED)
+
+
+@dataclass
+class Summary:
+    """summary.json."""
+
+    status: Status
+    run_dir: str
+    best_val_dice: float = 0.0  # NaN, inf and "no epoch" are 0.0: the value a sweep maximises
+    best_epoch: int = 0
+    epochs: int = 0  # finished epochs
+    seconds: float = 0.0  # training seconds over all finished epochs (resumes included)
+    error: str | None = None
+    test: dict[str, float] | None = None  # test metrics of best.pt
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps({**dataclasses.asdict(self), "status": self.status.value}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Summary:
+        data = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{**{k: v for k, v in data.items() if k in known}, "status": Status(data["status"])})
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The files of one run directory."""
+
+    path: Path
+
+    config = property(lambda self: self.path / "config.yaml")
+    metrics = property(lambda self: self.path / "metrics.csv")
+    curves = property(lambda self: self.path / "curves.png")
+    summary_file = property(lambda self: self.path / "summary.json")
+    test_per_image = property(lambda self: self.path / "test_per_image.csv")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    best = property(lambda self: self.path / "checkpoints" / "best.pt")
+    last = property(lambda self: self.path / "checkpoints" / "last.pt")
+    log = property(lambda self: self.path / "train.log")
+
+    def read_summary(self) -> Summary | None:
+        """The run's summary, or None when it has none (never started) or it is unreadable."""
+        try:
+            return Summary.from_json(self.summary_file.read_text())
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def write_summary(self, summary: Summary) -> None:
+        atomic_write(self.summary_file, summary.to_json().encode())
+
+    @classmethod
+    def of_checkpoint(cls, ckpt: Path) -> RunDir | None:
+        """The run a checkpoint file belongs to (`<run>/checkpoints/<file>.pt`), or None."""
+        ckpt = Path(ckpt).resolve()
+        run = cls(ckpt.parent.parent)
+        return run if ckpt.parent.name == "checkpoints" and run.config.is_file() else None
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temp file in the same folder, fsync and rename: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- checkpoints -----------------------------------------------------------------------------------------------
+CHECKPOINT_FORMAT = "seg-checkpoint"
+CHECKPOINT_VERSION = 2
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint holds: tensors and plain values only, so it loads with `weights_only=True`.
+
+    `config` is the run's config.yaml text. The model is rebuilt from its `model` node (a registered model name
+    and arguments checked against the schema), never from anything in the file that names code.
+    """
+
+    model: dict[str, torch.Tensor]
+    config: str
+    epoch: int
+    state: dict[str, Any]  # the loop's TrainState
+    optimizer: dict[str, Any]
+    schedule: dict[str, Any]
+    scaler: dict[str, Any]
+    rng: dict[str, Any]
+
+
+_TYPES = {"model": dict, "config": str, "epoch": int, "state": dict,
+          "optimizer": dict, "schedule": dict, "scaler": dict, "rng": dict}  # fmt: skip
+
+
+def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
+    """Write `ckpt` to `path` atomically: a crash (even SIGKILL) mid-write leaves the previous file intact."""
+    buffer = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **vars(ckpt)}, buffer)
+    atomic_write(path, buffer.getbuffer())
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Load a seg checkpoint; a foreign file, a pickle that would run code, another version or missing keys
+    give a CheckpointError that says which."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; give a checkpoint file, e.g. {path}/checkpoints/best.pt")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        raw = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"refusing to load {path}: it is not a seg checkpoint that loads with weights_only=True ({first_line})"
+        ) from e
+    if not isinstance(raw, dict) or raw.get("format") != CHECKPOINT_FORMAT:
+        old = isinstance(raw, dict) and raw.get("format") == "seg-checkpoint-v1"
+        raise CheckpointError(
+            f"{path} was written by an older seg (format v1); retrain, or evaluate it with that version"
+            if old
+            else f"{path} is not a seg checkpoint (no '{CHECKPOINT_FORMAT}' marker)"
+        )
+    if raw.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint version {raw.get('version')!r}; this seg reads version {CHECKPOINT_VERSION}"
+        )
+    missing = [k for k in _TYPES if k not in raw]
+    wrong = [k for k, t in _TYPES.items() if k in raw and not isinstance(raw[k], t)]
+    if missing or wrong:
+        raise CheckpointError(f"{path} is a damaged seg checkpoint: missing {missing}, wrong type {wrong}")
+    return Checkpoint(**{k: raw[k] for k in _TYPES})
+
+
+def resume_checkpoint_path(target: str | Path) -> tuple[RunDir, Path]:
+    """`resume=` takes a run directory or its checkpoints/last.pt; best.pt and foreign files are refused."""
+    target = Path(target).expanduser()
+    if target.is_file():
+        if target.name != "last.pt":
+            raise CheckpointError(
+                f"resume={target}: only last.pt resumes (it holds the optimizer, schedule and RNG state of the last "
+                f"finished epoch); use resume={target.parent.parent}, or seg.evaluate ckpt={target} to score it"
+            )
+        target = target.parent.parent
+    run = RunDir(target)
+    if not run.path.is_dir():
+        raise CheckpointError(f"resume={target}: no such run directory")
+    if not run.last.is_file():
+        raise CheckpointError(f"resume={target}: no checkpoints/last.pt there (no epoch finished), start a new run")
+    return run, run.last
+
+
+# --- where things are written ------------------------------------------------------------------------------------
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=,+-]*$")
+
+
+def safe_name(name: str) -> str:
+    """`name` if it is one plain folder name (no path separator, no `..`); else ConfigError."""
+    if not SAFE_NAME.match(str(name)) or ".." in str(name):
+        raise ConfigError(f"invalid config: name={name!r}; allowed: one folder name of letters, digits and ._=,+-")
+    return str(name)
+
+
+def inside(path: Path, folder: Path) -> bool:
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
+
+
+def run_dir_for(name: str, resume: str | None, output_dir: str, stamp: str) -> str:
+    """Hydra's run dir of `seg.train`: a new run's folder; a resume's command log goes under resumes/ (the run it
+    continues is changed only once the resume is accepted)."""
+    if resume in (None, "", "None", "null"):
+        return f"{output_dir}/runs/{safe_name(name)}/{stamp}"
+    return f"{output_dir}/resumes/{stamp}"
+
+
+def eval_dir_for(ckpt: str | None, output_dir: str, tag: str) -> str:
+    """Where seg.evaluate writes: `<run>/eval/<tag>` for a checkpoint of a run under `output_dir`, else
+    `<output_dir>/eval/<checkpoint name>_<tag>`. Never outside `output_dir`."""
+    if ckpt not in (None, "", "None", "null", "???"):
+        run = RunDir.of_checkpoint(Path(ckpt))
+        if run is not None and inside(run.path, Path(output_dir)):
+            return str(run.path / "eval" / tag)
+        return f"{output_dir}/eval/{Path(ckpt).stem}_{tag}"
+    return f"{output_dir}/eval/{tag}"
+
+
+def remove_if_unused(folder: Path) -> None:
+    """Remove a folder Hydra made for a command that was refused (it holds only .hydra/ and a log)."""
+    if folder.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in folder.iterdir()):
+        shutil.rmtree(folder, ignore_errors=True)
+        for parent in list(folder.parents)[:3]:  # and the folders made for it (outputs/eval/, runs/<name>/)
+            if not parent.is_dir() or any(parent.iterdir()):
+                break
+            parent.rmdir()
+
+
+def register_resolvers() -> None:
+    """The resolvers behind hydra.run.dir / hydra.sweep.dir in conf/ (idempotent)."""
+    for name, fn in {"seg_run_dir": run_dir_for, "seg_eval_dir": eval_dir_for, "seg_name": safe_name}.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)

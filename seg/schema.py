@@ -1,0 +1,404 @@
+"""The config schema: every key's type, default and allowed values, in one place.
+
+Each config group option is a dataclass registered in Hydra's ConfigStore as `base_<option>` and extended by
+its YAML file in conf/ (which sets only what differs from the defaults here). A field's metadata says what
+values are allowed (`check`) and whether the key can change a run's results (`neutral`: output paths,
+logging, progress bars, loader workers... may differ between a run and its resume, and are left out of a
+study's run key). `seg.config.typed_config` checks a composed config against this schema before any work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any  # noqa: UP035 -- OmegaConf reads Optional[...] from the annotations
+
+from omegaconf import MISSING
+
+Check = tuple[Callable[[Any], bool], str]
+
+
+def knob(default: Any = MISSING, check: Check | None = None, neutral: bool = False) -> Any:
+    """A schema field: its default, its allowed values (predicate, text) and whether it is result-neutral."""
+    kwargs = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
+    return field(**kwargs, metadata={"check": check, "neutral": neutral})
+
+
+def one_of(*allowed: Any) -> Check:
+    return (lambda v: v in allowed), ", ".join(str(a) for a in allowed)
+
+
+def at_least(low: float, integer: bool = True) -> Check:
+    return (lambda v: v >= low), f"{'an integer' if integer else 'a number'} >= {low:g}"
+
+
+POSITIVE: Check = (lambda v: v > 0, "a number > 0")
+FRACTION: Check = (lambda v: 0 < v < 1, "a number in (0, 1)")
+UNIT: Check = (lambda v: 0 <= v <= 1, "a number in [0, 1]")
+PAIR_IN_UNIT: Check = (lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1, "two numbers 0 < a <= b <= 1")
+PAIR_POSITIVE: Check = (lambda v: len(v) == 2 and 0 < v[0] <= v[1], "two numbers 0 < a <= b")
+UNCERTAIN_MODES = ("foreground", "background", "ignore", "random")
+BAD_SAMPLE_POLICIES = ("skip", "raise")
+SPLITS = ("train", "val", "test")
+DEVICE: Check = (
+    lambda v: v in ("auto", "cpu", "cuda", "mps") or (v.startswith("cuda:") and v[5:].isdigit()),
+    "auto, cpu, cuda, cuda:N or mps",
+)
+UPSAMPLE = one_of("transpose", "bilinear")
+
+
+# --- data --------------------------------------------------------------------------------------------------
+@dataclass
+class SyntheticConfig:
+    """The synthetic-pets generator: number of images and its seed."""
+
+    n: int = knob(300, at_least(8))
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    name: str = knob("oxford_pet", one_of("oxford_pet", "synthetic"))
+    root: str = "${paths.data_dir}/oxford-iiit-pet"
+    download: bool = knob(False, neutral=True)
+    image_size: int = knob(256, at_least(1))
+    batch_size: int = knob(32, at_least(1))
+    num_workers: int = knob(2, at_least(0), neutral=True)
+    uncertain: str = knob("foreground", one_of(*UNCERTAIN_MODES))
+    val_split: float | None = knob(None, FRACTION)
+    limit: int | None = knob(None, at_least(1))
+    on_bad_sample: str = knob("skip", one_of(*BAD_SAMPLE_POLICIES))
+    cache: bool = knob(True, neutral=True)
+    synthetic: SyntheticConfig | None = None
+
+
+# --- model -------------------------------------------------------------------------------------------------
+@dataclass
+class UNetConfig:
+    name: str = knob("unet", one_of("unet"))
+    base_channels: int = knob(64, at_least(1))
+    upsample: str = knob("transpose", UPSAMPLE)
+
+
+@dataclass
+class ResNet34UNetConfig:
+    name: str = knob("resnet34_unet", one_of("resnet34_unet"))
+    base_channels: int = knob(64, (lambda v: v >= 4 and v % 4 == 0, "a multiple of 4 >= 4 (64: torchvision's)"))
+    encoder_weights: str | None = knob(None, one_of("imagenet"))
+    upsample: str = knob("transpose", UPSAMPLE)
+
+
+# --- augmentation (knobs of the presets in seg/data/transforms.py) -----------------------------------------
+@dataclass
+class NoAugmentation:
+    name: str = knob("none", one_of("none"))
+
+
+@dataclass
+class BasicAugmentation:
+    name: str = knob("basic", one_of("basic"))
+    hflip_p: float = knob(0.5, UNIT)
+    vflip_p: float = knob(0.5, UNIT)
+    jitter_p: float = knob(1.0, UNIT)
+    brightness: float = knob(0.2, UNIT)
+    contrast: float = knob(0.2, UNIT)
+    saturation: float = knob(0.2, UNIT)
+    hue: float = knob(0.0, (lambda v: 0 <= v <= 0.5, "a number in [0, 0.5]"))
+
+
+@dataclass
+class StrongAugmentation:
+    name: str = knob("strong", one_of("strong"))
+    crop_scale: list[float] = knob([0.8, 1.0], PAIR_IN_UNIT)
+    crop_ratio: list[float] = knob([0.75, 1.3333333], PAIR_POSITIVE)
+    hflip_p: float = knob(0.5, UNIT)
+    vflip_p: float = knob(0.5, UNIT)
+    affine_p: float = knob(0.5, UNIT)
+    shift: float = knob(0.0625, UNIT)
+    scale: list[float] = knob([0.9, 1.1], PAIR_POSITIVE)
+    rotate: float = knob(15.0, (lambda v: 0 <= v <= 180, "degrees in [0, 180]"))
+    fill_mask: int = knob(0, one_of(0, 255))
+    jitter_p: float = knob(0.5, UNIT)
+    brightness: float = knob(0.2, UNIT)
+    contrast: float = knob(0.2, UNIT)
+    saturation: float = knob(0.2, UNIT)
+    hue: float = knob(0.05, (lambda v: 0 <= v <= 0.5, "a number in [0, 0.5]"))
+    rgb_shift_p: float = knob(0.5, UNIT)
+    rgb_shift: float = knob(15.0, (lambda v: 0 <= v <= 255, "a number in [0, 255]"))
+    noise_p: float = knob(0.3, UNIT)
+    noise_std: list[float] = knob([0.02, 0.08], PAIR_IN_UNIT)
+
+
+@dataclass
+class CropGrayAugmentation:
+    name: str = knob("crop_gray", one_of("crop_gray"))
+    crop_p: float = knob(1.0, UNIT)
+    crop_scale: list[float] = knob([0.5, 1.0], PAIR_IN_UNIT)
+    crop_ratio: list[float] = knob([0.75, 1.3333333], PAIR_POSITIVE)
+    gray_p: float = knob(0.2, UNIT)
+    brightness: float = knob(0.2, UNIT)
+    brightness_p: float = knob(0.5, UNIT)
+
+
+# --- loss (classes in seg/losses.py) ------------------------------------------------------------------------
+WEIGHT: Check = (lambda v: v >= 0, "a number >= 0")
+
+
+@dataclass
+class BCELossConfig:
+    name: str = knob("bce", one_of("bce"))
+
+
+@dataclass
+class DiceLossConfig:
+    name: str = knob("dice", one_of("dice"))
+    smooth: float = knob(1.0, POSITIVE)
+
+
+@dataclass
+class BCEDiceLossConfig:
+    name: str = knob("bce_dice", one_of("bce_dice"))
+    bce_weight: float = knob(0.5, WEIGHT)
+    dice_weight: float = knob(0.5, WEIGHT)
+    smooth: float = knob(1.0, POSITIVE)
+
+
+@dataclass
+class TverskyLossConfig:
+    name: str = knob("tversky", one_of("tversky"))
+    alpha: float = knob(0.3, UNIT)
+    beta: float = knob(0.7, UNIT)
+    smooth: float = knob(1.0, POSITIVE)
+
+
+@dataclass
+class BCETverskyLossConfig:
+    name: str = knob("bce_tversky", one_of("bce_tversky"))
+    bce_weight: float = knob(0.5, WEIGHT)
+    tversky_weight: float = knob(0.5, WEIGHT)
+    alpha: float = knob(0.3, UNIT)
+    beta: float = knob(0.7, UNIT)
+    smooth: float = knob(1.0, POSITIVE)
+
+
+@dataclass
+class FocalLossConfig:
+    name: str = knob("focal", one_of("focal"))
+    alpha: float | None = knob(0.25, UNIT)
+    gamma: float = knob(2.0, WEIGHT)
+
+
+# --- optimizer and schedule ---------------------------------------------------------------------------------
+@dataclass
+class AdamWConfig:
+    name: str = knob("adamw", one_of("adamw"))
+    lr: float = knob(1e-3, (lambda v: v > 0, "a number > 0, e.g. optimizer.lr=3e-4"))
+    weight_decay: float = knob(1e-2, WEIGHT)
+
+
+@dataclass
+class AdamConfig(AdamWConfig):
+    name: str = knob("adam", one_of("adam"))
+    lr: float = knob(1e-4, (lambda v: v > 0, "a number > 0, e.g. optimizer.lr=3e-4"))
+    weight_decay: float = knob(0.0, WEIGHT)
+
+
+@dataclass
+class SGDConfig(AdamWConfig):
+    name: str = knob("sgd", one_of("sgd"))
+    lr: float = knob(1e-2, (lambda v: v > 0, "a number > 0, e.g. optimizer.lr=1e-2"))
+    weight_decay: float = knob(1e-4, WEIGHT)
+    momentum: float = knob(0.9, (lambda v: 0 <= v < 1, "a number in [0, 1)"))
+    nesterov: bool = False
+
+
+@dataclass
+class NoSchedule:
+    name: str = knob("none", one_of("none"))
+
+
+@dataclass
+class CosineSchedule:
+    name: str = knob("cosine", one_of("cosine"))
+    min_lr: float = knob(0.0, WEIGHT)
+
+
+@dataclass
+class OneCycleSchedule:
+    name: str = knob("onecycle", one_of("onecycle"))
+    pct_start: float = knob(0.1, FRACTION)
+    div_factor: float = knob(25.0, POSITIVE)
+    final_div_factor: float = knob(1e4, POSITIVE)
+
+
+@dataclass
+class PlateauSchedule:
+    name: str = knob("plateau", one_of("plateau"))
+    monitor: str = knob("val/dice", one_of("val/dice", "val/loss"))
+    factor: float = knob(0.5, FRACTION)
+    patience: int = knob(3, at_least(0))
+    min_lr: float = knob(1e-6, WEIGHT)
+
+
+EXTENDABLE_SCHEDULES = ("none", "plateau")
+"""Schedules whose lr does not depend on the total number of epochs: a run with one can be extended."""
+
+
+# --- trainer, logger, paths -----------------------------------------------------------------------------------
+@dataclass
+class TrainerConfig:
+    epochs: int = knob(20, at_least(1))
+    device: str = knob("auto", DEVICE, neutral=True)
+    precision: str = knob("32", one_of("32", "bf16", "16"))
+    channels_last: bool = knob(True, neutral=True)
+    reuse_host_memory: bool = knob(True, neutral=True)
+    grad_clip: float | None = knob(None, POSITIVE)
+    deterministic: bool = False
+    early_stop_patience: int | None = knob(None, at_least(1))
+    limit_train_batches: int | None = knob(None, at_least(1))
+    limit_val_batches: int | None = knob(None, at_least(1))
+    strategy: str = knob("single", one_of("single", "ddp"))
+    sync_batchnorm: bool = False
+    progress: str = knob("auto", (lambda v: v.lower() in ("auto", "true", "false"), "auto, true or false"),
+                         neutral=True)  # fmt: skip
+    test_after_fit: bool = knob(True, neutral=True)
+
+
+@dataclass
+class LoggerConfig:
+    """W&B (`logger=wandb`, offline by default) or none (`logger=none`: metrics.csv and curves.png only)."""
+
+    name: str = knob("wandb", one_of("wandb", "none"), neutral=True)
+    project: str = knob("seg", neutral=True)
+    entity: str | None = knob(None, neutral=True)
+    mode: str = knob("offline", one_of("offline", "online", "disabled"), neutral=True)
+    group: str = knob("${name}", neutral=True)
+    job_type: str = knob("train", neutral=True)
+    init_timeout: float = knob(60.0, POSITIVE, neutral=True)
+    tags: list[str] = knob([], neutral=True)
+    log_images_every: int = knob(5, at_least(0), neutral=True)
+    num_images: int = knob(8, at_least(1), neutral=True)
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = knob("${oc.env:SEG_ROOT,.}", neutral=True)
+    data_dir: str = knob("${paths.root_dir}/data", neutral=True)
+    output_dir: str = knob("${paths.root_dir}/outputs", neutral=True)
+    cache_dir: str = knob("${paths.data_dir}/cache", neutral=True)
+
+
+@dataclass
+class PruningConfig:
+    """Set by hparams_search configs; `trial` is set per job by the seg_optuna sweeper."""
+
+    storage: str | None = knob(None, neutral=True)
+    study_name: str | None = knob(None, neutral=True)
+    trial: int | None = knob(None, neutral=True)
+    startup_trials: int = knob(5, at_least(0), neutral=True)
+    warmup_epochs: int = knob(2, at_least(0), neutral=True)
+    min_trials: int = knob(1, at_least(1), neutral=True)
+
+
+@dataclass
+class AblationConfig:
+    """Read by seg.report: the ablated key, its baseline value and the reports' finding it checks."""
+
+    factor: str = knob(MISSING, neutral=True)
+    baseline: str = knob(MISSING, neutral=True)
+    finding: str | None = knob(None, neutral=True)
+
+
+@dataclass
+class TrainConfig:
+    """`python -m seg.train`: conf/train.yaml composes one option of each group into this."""
+
+    data: Any = MISSING
+    model: Any = MISSING
+    augmentation: Any = MISSING
+    loss: Any = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = MISSING
+    trainer: Any = MISSING
+    logger: Any = MISSING
+    paths: Any = MISSING
+    name: str = knob("default", neutral=True)
+    seed: int = 0
+    threshold: float = knob(0.5, FRACTION)
+    resume: str | None = knob(None, neutral=True)
+    tags: list[str] = knob([], neutral=True)
+    pruning: PruningConfig | None = knob(None, neutral=True)
+    ablation: AblationConfig | None = knob(None, neutral=True)
+
+
+@dataclass
+class EvalDataConfig:
+    """seg.evaluate's data keys: null takes the checkpoint's value."""
+
+    root: str | None = None
+    image_size: int | None = knob(None, at_least(1))
+    uncertain: str | None = knob(None, one_of(*UNCERTAIN_MODES))
+    val_split: float | None = knob(None, FRACTION)
+    limit: int | None = knob(None, at_least(1))
+    on_bad_sample: str | None = knob(None, one_of(*BAD_SAMPLE_POLICIES))
+    batch_size: int | None = knob(None, at_least(1))
+    num_workers: int = knob(0, at_least(0))
+    cache: bool = True
+
+
+@dataclass
+class EvaluateConfig:
+    """`python -m seg.evaluate`: conf/evaluate.yaml."""
+
+    paths: Any = MISSING
+    data: EvalDataConfig = field(default_factory=EvalDataConfig)
+    ckpt: str | None = None
+    split: str = knob("test", one_of(*SPLITS))
+    device: str = knob("auto", DEVICE)
+    strategy: str = knob("single", one_of("single", "ddp"))
+    threshold: float | None = knob(None, FRACTION)
+    num_worst: int = knob(4, at_least(0))
+    num_random: int = knob(4, at_least(0))
+    seed: int = 0
+
+
+@dataclass
+class PredictConfig:
+    """`python -m seg.predict`: conf/predict.yaml."""
+
+    ckpt: str | None = None
+    input: str | None = None
+    output: str | None = None
+    device: str = knob("auto", DEVICE)
+    image_size: int | None = knob(None, at_least(1))
+    threshold: float | None = knob(None, FRACTION)
+    overlay_alpha: float = knob(0.45, UNIT)
+    max_pixels: int = knob(40_000_000, at_least(1))
+
+
+GROUPS: dict[str, dict[str, type]] = {
+    "data": {"data": DataConfig},
+    "model": {"unet": UNetConfig, "resnet34_unet": ResNet34UNetConfig},
+    "augmentation": {
+        "none": NoAugmentation, "basic": BasicAugmentation, "strong": StrongAugmentation,
+        "crop_gray": CropGrayAugmentation,
+    },
+    "loss": {
+        "bce": BCELossConfig, "dice": DiceLossConfig, "bce_dice": BCEDiceLossConfig, "tversky": TverskyLossConfig,
+        "bce_tversky": BCETverskyLossConfig, "focal": FocalLossConfig,
+    },
+    "optimizer": {"adamw": AdamWConfig, "adam": AdamConfig, "sgd": SGDConfig},
+    "scheduler": {
+        "none": NoSchedule, "cosine": CosineSchedule, "onecycle": OneCycleSchedule, "plateau": PlateauSchedule,
+    },
+    "trainer": {"trainer": TrainerConfig},
+    "logger": {"logger": LoggerConfig},
+    "paths": {"paths": PathsConfig},
+}  # fmt: skip
+"""Config group -> {schema name -> dataclass}; registered as `<group>/base_<schema name>`."""
+
+ROOTS: dict[str, type] = {"train": TrainConfig, "evaluate": EvaluateConfig, "predict": PredictConfig}
+"""Entry config name -> its schema, registered as `base_<name>`."""
+
+GLOBAL_GROUPS = ("experiment", "debug", "hparams_search", "profile")
+"""Groups whose options are `# @package _global_` files: they may set any key."""

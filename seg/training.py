@@ -1,0 +1,140 @@
+"""One training run in its run directory: build, restore a resume, fit with the hooks, test best.pt, summarise.
+
+seg.train (the Hydra entry point) decides the config and the run directory and calls `train`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+import yaml
+
+from seg.build import Training, build_training
+from seg.config import to_yaml
+from seg.engine.evaluation import Evaluation, evaluate_dataset
+from seg.engine.fit import Hook, TrainState, fit
+from seg.engine.hooks import CheckpointHook, EarlyStopHook, HistoryHook, TrackerHook
+from seg.engine.runtime import Interrupted, restore_rng_state
+from seg.engine.tracking import WandbTracker
+from seg.errors import find_user_error
+from seg.inference import load_weights
+from seg.resume import Resume
+from seg.rundir import RunDir, Status, Summary, atomic_write, load_checkpoint
+from seg.schema import TrainConfig
+
+log = logging.getLogger("seg.train")
+
+
+def describe(cfg: TrainConfig) -> str:
+    """The few settings that define a run, for plot titles: model, augmentation, schedule, lr, size, seed."""
+    return (
+        f"{cfg.model.name} (base {cfg.model.base_channels}), aug {cfg.augmentation.name}, {cfg.loss.name}, "
+        f"{cfg.optimizer.name} lr {cfg.optimizer.lr:g}, {cfg.scheduler.name}, {cfg.data.image_size} px, "
+        f"batch {cfg.data.batch_size}, seed {cfg.seed}"
+    )
+
+
+def train(
+    cfg: TrainConfig, run: RunDir, *, resume: Resume | None = None, wandb_group: str | None = None,
+    extra_hooks: Sequence[Hook] = (),
+) -> Summary:  # fmt: skip
+    """Train as `cfg` says into `run`; returns the summary (also summary.json). Interrupted and errors propagate
+    after summary.json says `interrupted` / `failed`; best.pt and last.pt only ever hold finite finished epochs."""
+    t = build_training(cfg)
+    state = _restore(t, resume) if resume else TrainState()
+    main = t.ctx.is_main
+    config_yaml = to_yaml(cfg)
+    summary = Summary(Status.RUNNING, str(run.path))
+    tracker = WandbTracker.off()
+    if main:
+        atomic_write(run.config, config_yaml.encode())
+        run.write_summary(_with_state(summary, state))
+        tracker = _tracker(cfg, run, state.wandb_id, wandb_group)
+        state.wandb_id = tracker.run_id
+    hooks: list[Hook] = []
+    if main:
+        images_every = getattr(cfg.logger, "log_images_every", 0)
+        hooks += [HistoryHook(run, state, cfg.name, describe(cfg)), CheckpointHook(run, t, config_yaml),
+                  TrackerHook(tracker, t, images_every, getattr(cfg.logger, "num_images", 0))]  # fmt: skip
+    if cfg.trainer.early_stop_patience:
+        hooks.append(EarlyStopHook(cfg.trainer.early_stop_patience))
+    if main:
+        hooks += extra_hooks  # a search's pruner: rank 0 reports to the study, and its decision is broadcast
+    try:
+        stop = fit(t, state, hooks)
+        summary.status = stop.status if stop else Status.COMPLETED
+        if state.best_dice <= 0:
+            summary.warnings.append(
+                "val Dice stayed 0.0: the model predicts no pet pixel; check optimizer.lr, the data and threshold"
+            )
+            log.warning(summary.warnings[-1])
+    except Interrupted as e:
+        summary.status, summary.error = Status.INTERRUPTED, f"{e.signal_name} after epoch {state.epoch}"
+        raise
+    except Exception as e:
+        summary.status, summary.error = Status.FAILED, str(find_user_error(e) or repr(e))
+        raise
+    finally:
+        if main:
+            run.write_summary(_with_state(summary, state))
+            if not summary.status.finished:
+                tracker.finish(exit_code=1)
+    if cfg.trainer.test_after_fit and main and state.best_epoch > 0:
+        result = test_best(t, run)
+        summary.test = result.metrics()
+        result.write_per_image(run.test_per_image)
+        run.write_summary(summary)
+        tracker.log_summary({f"test/{k}": v for k, v in summary.test.items()})
+    tracker.finish(exit_code=0)
+    return summary
+
+
+def test_best(t: Training, run: RunDir) -> Evaluation:
+    """best.pt on the whole test split, through the same evaluation as seg.evaluate."""
+    load_weights(t.model, load_checkpoint(run.best, t.device), run.best)
+    cfg = t.cfg
+    result = evaluate_dataset(
+        t.model, t.datasets["test"], loss_fn=t.loss_fn, threshold=cfg.threshold, batch_size=cfg.data.batch_size,
+        num_workers=cfg.data.num_workers, device=t.device, precision=t.precision,
+        channels_last=cfg.trainer.channels_last,
+    )  # fmt: skip
+    m = result.metrics()
+    best_epoch = run.read_summary().best_epoch
+    log.info("test (best.pt, epoch %d): dice %.4f, pooled dice %.4f, %d images", best_epoch, m["dice"],
+             m["dice_pooled"], m["count"])  # fmt: skip
+    return result
+
+
+def _restore(t: Training, resume: Resume) -> TrainState:
+    ckpt = resume.checkpoint
+    load_weights(t.model, ckpt, resume.run.last)
+    t.optimizer.load_state_dict(ckpt.optimizer)
+    t.schedule.load_state_dict(ckpt.schedule)
+    t.scaler.load_state_dict(ckpt.scaler)
+    restore_rng_state(ckpt.rng)
+    log.info("Resumed %s after epoch %d", resume.run.path, ckpt.epoch)
+    return TrainState(**ckpt.state)
+
+
+def _with_state(summary: Summary, state: TrainState) -> Summary:
+    summary.best_val_dice = sweep_value(state.best_dice)
+    summary.best_epoch, summary.epochs, summary.seconds = state.best_epoch, state.epoch, round(state.seconds, 3)
+    return summary
+
+
+def sweep_value(value: float) -> float:
+    """The objective a sweep sees: best val Dice, with NaN, inf or 'no epoch' as 0.0."""
+    return float(value) if math.isfinite(value) and value >= 0 else 0.0
+
+
+def _tracker(cfg: TrainConfig, run: RunDir, run_id: str | None, group: str | None) -> WandbTracker:
+    lg = cfg.logger
+    if lg.name != "wandb":
+        return WandbTracker.off()
+    config = yaml.safe_load(to_yaml(cfg))
+    return WandbTracker(
+        run.path, config, lg.project, lg.entity, group or lg.group, lg.job_type, list(lg.tags), lg.mode, run_id,
+        lg.init_timeout,
+    )  # fmt: skip
