@@ -3,6 +3,7 @@
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class SegError(Exception):
@@ -44,6 +45,17 @@ def exit_on_user_error(code: int = 2) -> Iterator[None]:
             raise
         print(f"error: {user_error}", file=sys.stderr)
         sys.exit(code)
+
+
+def folder_or_error(path: str | Path, key: str) -> Path:
+    """`path`, checked before anything is created there: a ConfigError naming `key` when `path`, or the nearest
+    existing folder above it, is a file (mkdir would fail later with a traceback, or after work was done)."""
+    path = Path(path).expanduser()
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "is a file" if existing == path else f"lies under a file ({existing})"
+        raise ConfigError(f"invalid config: {key}={path} {where}; set {key} to a folder")
+    return path
 
 
 class NonFiniteError(SegError, FloatingPointError):

@@ -15,6 +15,7 @@ report and the bench read them through it. A run directory holds:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -22,6 +23,7 @@ import pickle
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -30,7 +32,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from seg.errors import CheckpointError, ConfigError
+from seg.errors import CheckpointError, ConfigError, exit_on_user_error, folder_or_error
 
 
 class Status(str, Enum):
@@ -217,6 +219,13 @@ def safe_name(name: str) -> str:
     return str(name)
 
 
+def output_dir_for(output_dir: str) -> str:
+    """`paths.output_dir` if it is (or can become) a folder; a ConfigError when it or a folder above it is a file,
+    raised before Hydra creates anything there."""
+    folder_or_error(output_dir, "paths.output_dir")
+    return str(output_dir)
+
+
 def inside(path: Path, folder: Path) -> bool:
     return Path(path).resolve().is_relative_to(Path(folder).resolve())
 
@@ -224,6 +233,7 @@ def inside(path: Path, folder: Path) -> bool:
 def run_dir_for(name: str, resume: str | None, output_dir: str, stamp: str) -> str:
     """Hydra's run dir of `seg.train`: a new run's folder; a resume's command log goes under resumes/ (the run it
     continues is changed only once the resume is accepted)."""
+    output_dir = output_dir_for(output_dir)
     if resume in (None, "", "None", "null"):
         return f"{output_dir}/runs/{safe_name(name)}/{stamp}"
     return f"{output_dir}/resumes/{stamp}"
@@ -232,6 +242,7 @@ def run_dir_for(name: str, resume: str | None, output_dir: str, stamp: str) -> s
 def eval_dir_for(ckpt: str | None, output_dir: str, tag: str) -> str:
     """Where seg.evaluate writes: `<run>/eval/<tag>` for a checkpoint of a run under `output_dir`, else
     `<output_dir>/eval/<checkpoint name>_<tag>`. Never outside `output_dir`."""
+    output_dir = output_dir_for(output_dir)
     if ckpt not in (None, "", "None", "null", "???"):
         run = RunDir.of_checkpoint(Path(ckpt))
         if run is not None and inside(run.path, Path(output_dir)):
@@ -240,18 +251,41 @@ def eval_dir_for(ckpt: str | None, output_dir: str, tag: str) -> str:
     return f"{output_dir}/eval/{tag}"
 
 
+LAYOUT = ("runs", "eval", "resumes")  # the folders the resolvers above add under paths.output_dir
+
+
 def remove_if_unused(folder: Path) -> None:
-    """Remove a folder Hydra made for a command that was refused (it holds only .hydra/ and a log)."""
-    if folder.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in folder.iterdir()):
-        shutil.rmtree(folder, ignore_errors=True)
-        for parent in list(folder.parents)[:3]:  # and the folders made for it (outputs/eval/, runs/<name>/)
-            if not parent.is_dir() or any(parent.iterdir()):
-                break
-            parent.rmdir()
+    """Remove a folder Hydra made for a command that was refused (it holds only .hydra/ and a log), and the
+    folders made for it when they are left empty: up to `<output_dir>/<runs|eval|resumes>` and the output dir
+    itself, never above it (a folder given as hydra.run.dir elsewhere: only that folder)."""
+    if not folder.is_dir() or not all(p.name == ".hydra" or p.suffix == ".log" for p in folder.iterdir()):
+        return
+    made = list(folder.resolve().parents)[:3]  # runs/<name>/<time>: <name>, runs, the output dir
+    layer = next((i for i, p in enumerate(made[:2]) if p.name in LAYOUT), None)
+    shutil.rmtree(folder, ignore_errors=True)
+    for parent in made[: layer + 2] if layer is not None else []:
+        if not parent.is_dir() or any(parent.iterdir()):
+            break
+        parent.rmdir()
 
 
 def register_resolvers() -> None:
-    """The resolvers behind hydra.run.dir / hydra.sweep.dir in conf/ (idempotent)."""
-    for name, fn in {"seg_run_dir": run_dir_for, "seg_eval_dir": eval_dir_for, "seg_name": safe_name}.items():
+    """The resolvers behind hydra.run.dir / hydra.sweep.dir in conf/ (idempotent).
+
+    Hydra resolves these before seg's code runs, so a ConfigError there (name=../x, an output dir that is a file)
+    is reported by the resolver itself: `error: ...` and exit 2, instead of Hydra's traceback.
+    """
+    resolvers = {"seg_run_dir": run_dir_for, "seg_eval_dir": eval_dir_for, "seg_name": safe_name,
+                 "seg_output_dir": output_dir_for}  # fmt: skip
+    for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, fn)
+            OmegaConf.register_new_resolver(name, _one_line(fn))
+
+
+def _one_line(fn: Callable[..., str]) -> Callable[..., str]:
+    @functools.wraps(fn)
+    def resolver(*args: Any) -> str:
+        with exit_on_user_error():
+            return fn(*args)
+
+    return resolver

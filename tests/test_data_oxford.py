@@ -162,12 +162,13 @@ def test_limit_caps_every_split(real_root: Path) -> None:
 
 
 def _make_broken_copy(real_root: Path, tmp_path: Path) -> tuple[Path, set[str]]:
-    """8 real samples, 5 of them broken in a different way each."""
+    """8 real trainval samples, 5 of them broken in a different way each, and 1 test sample."""
     root = tmp_path / "pets"
     (root / "images").mkdir(parents=True)
     (root / "annotations" / "trimaps").mkdir(parents=True)
     names = read_split_list(real_root / "annotations" / "trainval.txt")[:8]
-    for n in names:
+    test_name = read_split_list(real_root / "annotations" / "test.txt")[0]
+    for n in [*names, test_name]:
         shutil.copy(real_root / "images" / f"{n}.jpg", root / "images")
         shutil.copy(real_root / "annotations" / "trimaps" / f"{n}.png", root / "annotations" / "trimaps")
     data = image_path(root, names[1]).read_bytes()
@@ -179,7 +180,7 @@ def _make_broken_copy(real_root: Path, tmp_path: Path) -> tuple[Path, set[str]]:
     image_path(root, names[5]).unlink()  # listed without an image
     (root / "images" / "._Abyssinian_1.jpg").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble junk, unlisted
     (root / "annotations" / "trainval.txt").write_text("# comment\n" + "".join(f"{n} 1 1 1\n" for n in names))
-    (root / "annotations" / "test.txt").write_text(f"{names[0]} 1 1 1\n")
+    (root / "annotations" / "test.txt").write_text(f"{test_name} 1 1 1\n")
     return root, set(names[1:6])
 
 

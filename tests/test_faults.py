@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import pickle
 import shutil
@@ -13,12 +14,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import yaml
 from clitools import REPO, run_cli, wandb_records
-from configs import tiny_checkpoint
+from configs import compose_config, tiny_checkpoint
+from faulty import NaNAfterLoss
 from PIL import Image
 
-from seg.data import DatasetNotFoundError, build_datasets
-from seg.rundir import load_checkpoint, save_checkpoint
+import seg.training
+from seg.data import DatasetNotFoundError, SplitListError, build_datasets
+from seg.data.cache import load_or_build
+from seg.data.oxford import read_split_list
+from seg.data.staging import MARK
+from seg.data.synthetic import ensure_synthetic
+from seg.errors import ConfigError, NonFiniteError
+from seg.rundir import RunDir, Status, load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -105,15 +115,13 @@ def test_truncated_png_trimap_and_missing_listed_file_are_skipped(real_root: Pat
     root = tmp_path / "pets"
     shutil.copytree(real_root / "annotations", root / "annotations", ignore=shutil.ignore_patterns("README"))
     (root / "images").mkdir()
-    names = [
-        line.split()[0] for line in (real_root / "annotations" / "trainval.txt").read_text().splitlines()
-    ][:6]
-    for name in names:
+    *names, test_name = read_split_list(real_root / "annotations" / "trainval.txt")[:7]
+    for name in [*names, test_name]:
         shutil.copy(real_root / "images" / f"{name}.jpg", root / "images")
     trimap = root / "annotations" / "trimaps" / f"{names[0]}.png"
     trimap.write_bytes(trimap.read_bytes()[:200])  # truncated PNG
     (root / "annotations" / "trainval.txt").write_text("".join(f"{n} 1 1 1\n" for n in [*names, "Ghost_1"]))
-    (root / "annotations" / "test.txt").write_text(f"{names[1]} 1 1 1\n")
+    (root / "annotations" / "test.txt").write_text(f"{test_name} 1 1 1\n")
     with pytest.warns(UserWarning) as record:
         datasets = build_datasets(
             root=root, image_size=32, augmentation={"name": "none"}, cache_dir=tmp_path / "c"
@@ -153,19 +161,72 @@ def test_imagenet_weights_offline_fail_clearly(tmp_path: Path) -> None:
 
 # --- training faults --------------------------------------------------------------------------
 
-def test_nan_loss_fails_the_run_and_a_sweep_goes_on(cli_paths: list[str], tmp_path: Path) -> None:
+def test_non_finite_first_epoch_fails_the_run_and_keeps_nothing(cli_paths: list[str], tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     result = run_cli("seg.train", *FAST, "optimizer.lr=1e10", "trainer.epochs=3", f"hydra.run.dir={run_dir}",
                      *cli_paths)  # fmt: skip
-    assert_one_line_error(result, "NaN")
+    assert_one_line_error(result, "NaN", "optimizer.lr")
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
-    assert not (run_dir / "checkpoints" / "best.pt").exists()  # epoch 1 was already non-finite: nothing kept
+    assert not (run_dir / "checkpoints").exists()  # epoch 1 was already non-finite: nothing kept
 
-    sweep = run_cli("seg.train", "-m", *FAST, "optimizer.lr=1e10", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+
+def test_sweep_whose_every_job_failed_exits_non_zero(cli_paths: list[str], tmp_path: Path) -> None:
+    sweep = run_cli("seg.train", "-m", *FAST, "optimizer.lr=1e10", "seed=0,1", f"hydra.sweep.dir={tmp_path}",
                     *cli_paths)  # fmt: skip
-    summaries = [json.loads(p.read_text()) for p in sorted((tmp_path / "sweep").glob("*/summary.json"))]
-    assert [s["status"] for s in summaries] == ["failed", "failed"]
-    assert "sweep goes on with 0.0" in sweep.stdout + sweep.stderr
+    summaries = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/summary.json"))]
+    assert [s["status"] for s in summaries] == ["failed", "failed"]  # the sweep went on after the first failure
+    assert sweep.returncode == 1 and "Traceback" not in sweep.stderr
+    last = sweep.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no job of the sweep finished (2 failed); job 0: the loss became NaN"), last
+    assert str(tmp_path / "summary.md") in last and (tmp_path / "summary.md").is_file()
+
+
+def _poisoned_at_epoch_2(monkeypatch: pytest.MonkeyPatch, what: str) -> None:
+    """Make seg.training's next run go non-finite in epoch 2: its loss (NaN), or a BatchNorm running variance
+    (inf: only the weights check sees it, since an eval-mode BatchNorm then outputs its bias and losses stay finite)."""
+    build = seg.training.build_training
+
+    def poisoned(cfg):
+        t = build(cfg)
+        if what == "loss":
+            t.loss_fn = NaNAfterLoss(after=t.steps_per_epoch + 1)
+            return t
+        train_calls = []
+
+        def poison(module: torch.nn.Module, inputs: object) -> None:  # before the first batch of epoch 2
+            train_calls.extend([1] if module.training else [])
+            if len(train_calls) > t.steps_per_epoch:
+                module.running_var[0] = float("inf")
+
+        t.model.get_submodule("stem.1").register_forward_pre_hook(poison)
+        return t
+
+    monkeypatch.setattr(seg.training, "build_training", poisoned)
+
+
+@pytest.mark.parametrize("what,message", [("loss", "the loss became NaN/inf at epoch 2, batch 1"),
+                                          ("weights", "weight tensors became NaN/inf in epoch 2")])  # fmt: skip
+def test_non_finite_epoch_is_never_checkpointed(cli_paths: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                what: str, message: str) -> None:  # fmt: skip
+    _poisoned_at_epoch_2(monkeypatch, what)
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(NonFiniteError, match=message):
+        seg.training.train(compose_config(*FAST, "trainer.epochs=3", *cli_paths), run)
+    for path in (run.best, run.last):
+        ckpt = load_checkpoint(path)
+        assert ckpt.epoch == 1 and all(torch.isfinite(v).all() for v in ckpt.model.values() if v.is_floating_point())
+    summary = run.read_summary()
+    assert summary.status == Status.FAILED and summary.epochs == 1 and message in summary.error
+    assert len(run.metrics.read_text().splitlines()) == 2  # header and epoch 1
+
+
+def test_zero_dice_run_warns(cli_paths: list[str], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    run = RunDir(tmp_path / "run")
+    summary = seg.training.train(compose_config(*FAST, "threshold=0.999", *cli_paths), run)  # predicts no pet
+    assert summary.status == Status.COMPLETED and summary.best_val_dice == 0.0
+    [warning] = summary.warnings
+    assert "val Dice stayed 0.0" in warning and warning in caplog.text
+    assert run.read_summary().warnings == [warning]
 
 
 def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path: Path) -> None:
@@ -186,7 +247,10 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path: Pat
     assert load_checkpoint(path).epoch == 1
 
 
-def test_ctrl_c_saves_last_finishes_wandb_and_exits_non_zero(cli_paths: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_and_sigterm_keep_the_last_epoch_and_print_the_resume_command(
+    cli_paths: list[str], tmp_path: Path, signum: int, code: int
+) -> None:  # SIGTERM: what SLURM, `timeout`, `docker stop` and Kubernetes send
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, "-m", "seg.train", "debug=smoke", "data=synthetic", "trainer.epochs=200",
@@ -197,19 +261,21 @@ def test_ctrl_c_saves_last_finishes_wandb_and_exits_non_zero(cli_paths: list[str
     while not (run_dir / "checkpoints" / "last.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130
-    assert "interrupted (SIGINT):" in stderr and f"continue with: python -m seg.train resume={run_dir}" in stderr
+    assert proc.returncode == code
+    name = signal.Signals(signum).name
+    assert f"interrupted ({name}):" in stderr and f"continue with: python -m seg.train resume={run_dir}" in stderr
     epoch = load_checkpoint(run_dir / "checkpoints" / "last.pt").epoch
     assert 1 <= epoch < 200
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["epochs"] == epoch
+    assert summary["error"] == f"{name} after epoch {epoch}"
     [wandb_file] = run_dir.glob("wandb/offline-run-*/run-*.wandb")
     assert any(r.get("type") == "exit" for r in wandb_records(wandb_file)), "W&B run was not finished"
 
 
-# --- checkpoints and prediction ---------------------------------------------------------------
+# --- checkpoints and prediction: what seg reads never decides what runs or where it writes ----------------------
 
 
 class _WritesAFile:
@@ -220,37 +286,188 @@ class _WritesAFile:
         return (open, (str(self.marker), "w"))
 
 
-def test_foreign_checkpoint_and_code_running_pickle_are_refused(tmp_path: Path) -> None:
+def test_foreign_damaged_and_code_running_checkpoints_are_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
     evil.write_bytes(pickle.dumps({"format": "seg-checkpoint-v1", "payload": _WritesAFile(marker)}))
     assert_one_line_error(run_cli("seg.evaluate", f"ckpt={evil}"), str(evil), "weights_only")
     assert not marker.exists()
     foreign = tmp_path / "foreign.pt"
-    import torch
-
     torch.save({"state_dict": {}}, foreign)
     assert_one_line_error(run_cli("seg.evaluate", f"ckpt={foreign}"), "not a seg checkpoint")
+    damaged = tmp_path / "damaged.pt"
+    save_checkpoint(tiny_checkpoint(), damaged)
+    torch.save({k: v for k, v in torch.load(damaged, weights_only=True).items() if k != "rng"}, damaged)
+    assert_one_line_error(run_cli("seg.predict", f"ckpt={damaged}", f"input={tmp_path}", f"output={tmp_path / 'o'}"),
+                          "damaged seg checkpoint", "'rng'")  # fmt: skip
 
 
-def test_predict_refuses_decompression_bombs_and_paths_outside_output(
-    trained_run: Path, tmp_path: Path
-) -> None:
+def test_crafted_checkpoint_runs_no_code_via_evaluate_and_predict(tmp_path: Path) -> None:
+    """A checkpoint that loads with weights_only=True but whose config names code (`_target_`) or reads the
+    environment (`${oc.env:...}`): refused with one line, nothing executed, nothing written."""
+    home = tmp_path / "home"
+    home.mkdir()
+    victim = home / "victim.txt"
+    victim.write_text("precious")
+    ckpt = tiny_checkpoint()
+    for name, file in (("interpolation", "${oc.env:HOME}/victim.txt"), ("target", str(victim))):
+        config = yaml.safe_load(ckpt.config)
+        config["model"].update({"_target_": "builtins.open", "file": file, "mode": "w"})
+        ckpt.config = yaml.safe_dump(config)
+        save_checkpoint(ckpt, tmp_path / f"{name}.pt")
+    out = tmp_path / "outputs"
+    evaluate = run_cli("seg.evaluate", f"ckpt={tmp_path / 'interpolation.pt'}", f"paths.output_dir={out}",
+                       env={"HOME": str(home)})  # fmt: skip
+    assert_one_line_error(evaluate, "interpolation", "refusing to resolve it")
+    predict = run_cli("seg.predict", f"ckpt={tmp_path / 'target.pt'}", f"input={home}", f"output={tmp_path / 'masks'}",
+                      env={"HOME": str(home)})  # fmt: skip
+    assert_one_line_error(predict, "does not fit seg's schema", "_target_")
+    assert victim.read_text() == "precious"
+    assert not out.exists() and not (tmp_path / "masks").exists()
+
+
+def test_checkpoint_outside_a_run_is_evaluated_into_the_output_dir(trained_run: Path, tmp_path: Path) -> None:
+    loose = tmp_path / "downloads" / "best.pt"  # not in a run directory: its grandparent is not seg's to write
+    loose.parent.mkdir()
+    shutil.copy(trained_run / "checkpoints" / "best.pt", loose)
+    out = tmp_path / "outputs"
+    result = run_cli("seg.evaluate", f"ckpt={loose}", f"paths.output_dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["downloads", "outputs"]
+    assert [p.name for p in loose.parent.iterdir()] == ["best.pt"]
+    [eval_dir] = (out / "eval").iterdir()
+    assert eval_dir.name.startswith("best_test_") and (eval_dir / "results.json").is_file()
+
+
+def test_predict_never_overwrites_and_records_every_input(trained_run: Path, tmp_path: Path) -> None:
     inputs = tmp_path / "in"
-    inputs.mkdir()
+    (inputs / "sub").mkdir(parents=True)
     Image.fromarray(np.zeros((10_000, 10_000), dtype=np.uint8)).save(inputs / "bomb.png")  # 100 Mpx, ~100 KB
     Image.fromarray(np.full((40, 30, 3), 128, dtype=np.uint8)).save(inputs / "ok.png")
+    Image.fromarray(np.full((20, 30, 3), 200, dtype=np.uint8)).save(inputs / "sub" / "ok.png")  # the same name
     Image.fromarray(np.full((40, 30, 3), 64, dtype=np.uint8)).save(inputs / "victim.png")
+    Image.fromarray(np.full((40, 30, 3), 99, dtype=np.uint8)).save(inputs / "a_mask.png")  # a photo, not a mask
+    ckpt = f"ckpt={trained_run / 'checkpoints' / 'best.pt'}"
+    before = {p: p.read_bytes() for p in inputs.rglob("*") if p.is_file()}
+    assert_one_line_error(run_cli("seg.predict", ckpt, f"input={inputs}", f"output={inputs}"), "overlaps the inputs")
+    assert {p: p.read_bytes() for p in inputs.rglob("*") if p.is_file()} == before
+
     output = tmp_path / "out"
     output.mkdir()
     outside = tmp_path / "outside.png"
     outside.write_bytes(b"keep me")
     (output / "victim_mask.png").symlink_to(outside)  # writing here would escape `output`
-
-    result = run_cli("seg.predict", f"ckpt={trained_run / 'checkpoints' / 'best.pt'}", f"input={inputs}",
-                     f"output={output}")  # fmt: skip
+    result = run_cli("seg.predict", ckpt, f"input={inputs}", f"output={output}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "decompression bomb" in result.stdout and "would overwrite" in result.stdout
     assert outside.read_bytes() == b"keep me"
-    assert sorted(p.name for p in output.iterdir()) == ["manifest.csv", "ok_mask.png", "ok_overlay.png",
-                                                        "victim_mask.png"]  # fmt: skip
+    assert {p: p.read_bytes() for p in inputs.rglob("*") if p.is_file()} == before
+    written = sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file() or p.is_symlink())
+    assert written == ["a_mask_mask.png", "a_mask_overlay.png", "manifest.csv", "ok_mask.png", "ok_overlay.png",
+                       "sub/ok_mask.png", "sub/ok_overlay.png", "victim_mask.png"]  # fmt: skip
+    with (output / "manifest.csv").open() as f:
+        manifest = {Path(row["input"]).relative_to(inputs).as_posix(): row for row in csv.DictReader(f)}
+    assert sorted(manifest) == ["a_mask.png", "bomb.png", "ok.png", "sub/ok.png", "victim.png"]
+    assert manifest["sub/ok.png"]["mask"] == "sub/ok_mask.png" and manifest["ok.png"]["mask"] == "ok_mask.png"
+    assert manifest["a_mask.png"]["mask"] == "a_mask_mask.png"
+    assert "decompression bomb" in manifest["bomb.png"]["skipped"]
+    assert "would overwrite" in manifest["victim.png"]["skipped"]
+    again = run_cli("seg.predict", ckpt, f"input={inputs}", f"output={output}")
+    assert_one_line_error(again, "already holds predictions (manifest.csv)", "new folder")
+
+
+# --- where seg writes: every write stays under the configured output directory ---------------------------------
+
+
+def test_name_with_dots_writes_nothing_outside_outputs(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run_cli("seg.train", *FAST, "name=../../x", f"paths.output_dir={work / 'outputs'}", cwd=REPO)
+    assert_one_line_error(result, "name='../../x'", "one folder name")
+    assert list(tmp_path.rglob("*")) == [work]
+
+
+@pytest.mark.parametrize("multirun", [False, True], ids=["run", "sweep"])
+def test_output_dir_that_is_a_file_is_one_line_and_creates_nothing(tmp_path: Path, multirun: bool) -> None:
+    a_file = tmp_path / "outputs"
+    a_file.write_text("not a folder")
+    result = run_cli("seg.train", *(["-m"] if multirun else []), *FAST, f"paths.output_dir={a_file}")
+    assert_one_line_error(result, f"paths.output_dir={a_file} is a file")
+    assert list(tmp_path.iterdir()) == [a_file] and a_file.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("module,args", [("seg.evaluate", []), ("seg.predict", ["input=x", "output=y"])])
+def test_evaluate_and_predict_without_ckpt_are_one_line(tmp_path: Path, module: str, args: list[str]) -> None:
+    result = run_cli(module, *args, cwd=tmp_path)  # outputs/ would be made here
+    assert_one_line_error(result, "ckpt is required", "ckpt=outputs/runs/")
+    assert not list(tmp_path.iterdir())
+
+
+def test_bogus_split_is_refused_before_any_work() -> None:  # was a KeyError after building the data
+    with pytest.raises(ConfigError, match="split='bogus'; allowed: train, val, test"):
+        compose_config("ckpt=x.pt", "split=bogus", config_name="evaluate")
+
+
+# --- data faults that would make a result wrong -----------------------------------------------------------------
+
+
+def test_image_in_both_train_and_test_lists_is_refused(synthetic_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "pets"
+    shutil.copytree(synthetic_root, root)
+    trainval = read_split_list(root / "annotations" / "trainval.txt")
+    with (root / "annotations" / "test.txt").open("a") as f:
+        f.write(f"{trainval[0]} 1 1 1\n{trainval[1]} 1 1 1\n")  # trainval[0] is a val image: val and test too
+    with pytest.raises(SplitListError) as error:
+        build_datasets(root=root, image_size=32, augmentation={"name": "none"}, cache_dir=tmp_path / "cache")
+    assert f"2 image(s) of {root} are listed in both" in str(error.value)
+    assert f"({trainval[0]}, {trainval[1]})" in str(error.value)
+    assert not (tmp_path / "cache").exists()  # refused before any work
+
+
+def test_cache_dir_that_is_a_file_is_refused_before_any_work(synthetic_root: Path, tmp_path: Path) -> None:
+    a_file = tmp_path / "cache"
+    a_file.write_text("not a folder")
+    with pytest.raises(ConfigError, match=f"paths.cache_dir={a_file} is a file"):
+        build_datasets(root=tmp_path / "new", image_size=32, augmentation={"name": "none"}, cache_dir=a_file,
+                       synthetic={"n": 5, "seed": 0})  # fmt: skip
+    assert sorted(tmp_path.iterdir()) == [a_file]  # not even the synthetic data was generated
+
+
+_STUCK_BUILDER = """
+import sys, time
+from pathlib import Path
+import seg.data.{module} as builder
+def stuck(*args, **kwargs):
+    print("building", flush=True)
+    time.sleep(600)
+builder.{function} = stuck
+builder.{call}
+"""
+
+
+@pytest.mark.parametrize("what", ["cache", "synthetic"])
+def test_killed_build_leaves_nothing_that_lingers_or_is_read(synthetic_root: Path, tmp_path: Path, what: str) -> None:
+    """A cache entry (or synthetic dataset) whose builder was SIGKILLed mid-way is never read, and the next
+    build in that folder removes what it left."""
+    names = read_split_list(synthetic_root / "annotations" / "trainval.txt")
+    folder = tmp_path / what
+    if what == "cache":
+        call = f"load_or_build(Path({str(folder)!r}), Path({str(synthetic_root)!r}), 'x', {names!r}, 32)"
+        script = _STUCK_BUILDER.format(module="cache", function="load_sample", call=call)
+    else:
+        script = _STUCK_BUILDER.format(module="synthetic", function="make_sample",
+                                       call=f"ensure_synthetic(Path({str(folder / 'pets')!r}), n=6)")  # fmt: skip
+    builder = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert builder.stdout.readline() == "building\n"
+    builder.send_signal(signal.SIGKILL)
+    builder.wait()
+    left = sorted(p.name for p in folder.iterdir())
+    assert len(left) == 2 and all(MARK in name for name in left), left  # its temp folder and lock, never renamed
+
+    if what == "cache":  # the next user of the folder removes them and builds a complete entry
+        source, kept, bad = load_or_build(folder, synthetic_root, "x", names, 32)
+        assert kept == names and not bad and len(source) == len(names)
+    else:
+        ensure_synthetic(folder / "pets", n=6)
+        assert len(list((folder / "pets" / "images").glob("*.jpg"))) == 6
+    assert len(list(folder.iterdir())) == 1 and not list(folder.glob(".*"))

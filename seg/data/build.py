@@ -13,6 +13,7 @@ from seg.data.oxford import check_layout, download_oxford, missing_layout, split
 from seg.data.transforms import build_augmentation
 from seg.data.trimap import check_uncertain
 from seg.data.validate import BadSample, check_on_bad_sample, header_check, report_bad_samples, stat_check
+from seg.errors import folder_or_error
 
 __all__ = ["build_datasets"]
 
@@ -43,13 +44,16 @@ def build_datasets(*, root: str | Path, image_size: int, augmentation: dict[str,
 
     Raises:
         DatasetNotFoundError: no dataset at `root` (the message names the path and the fixes).
-        ValueError: an unknown uncertain / on_bad_sample / augmentation value.
+        SplitListError: an image listed in both trainval.txt and test.txt.
+        ConfigError: an unknown uncertain / on_bad_sample / augmentation value; `cache_dir` is a file.
     """
     check_uncertain(uncertain)
     check_on_bad_sample(on_bad_sample)
     train_augment = build_augmentation(augmentation, image_size)
     eval_augment = build_augmentation({"name": "none"}, image_size)
     root = Path(root).expanduser().resolve()
+    if cache_dir is not None:
+        cache_dir = folder_or_error(cache_dir, "paths.cache_dir")
     if synthetic is not None:
         from seg.data.synthetic import ensure_synthetic  # lazy: keeps `python -m seg.data.synthetic` clean
 

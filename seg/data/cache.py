@@ -6,21 +6,19 @@
 
 `key` hashes the absolute root, the split, S, the sample names and every file's size and mtime, so any
 change of the data makes a new entry. The raw trimap is kept, so `data.uncertain` is applied at load
-time and one cache serves every mode. An entry is written into a temporary folder and renamed into
-place in one step: concurrent builders never expose a half-written entry (the first rename wins, the
-others drop their copy and read it).
+time and one cache serves every mode. An entry is built with seg.data.staging: it appears complete or
+not at all (concurrent builders: the first wins), and what a killed build left is removed by the next
+process that uses the cache.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import logging
 import os
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import numpy as np
 from seg.data.dataset import ArraySource, load_sample
 from seg.data.images import BadImageError
 from seg.data.oxford import image_path, trimap_path
+from seg.data.staging import build_atomically, remove_stale_builds
 from seg.data.validate import BadSample
 
 __all__ = ["CACHE_VERSION", "cache_entry", "load_or_build"]
@@ -109,28 +108,22 @@ def _build(tmp: Path, root: Path, split: str, names: list[str], image_size: int)
 
 def load_or_build(cache_dir: str | Path, root: Path, split: str, names: list[str],
                   image_size: int) -> tuple[ArraySource, list[str], list[BadSample]]:
-    """Reuse the cache entry of this split or build it.
+    """Reuse the cache entry of this split or build it (removing what killed builds left in `cache_dir`).
 
     Returns:
         (source of the cached arrays, names kept (aligned with its rows), samples that failed to decode).
     """
     cache_dir = Path(cache_dir)
+    if cache_dir.is_dir():
+        remove_stale_builds(cache_dir)
     entry = cache_entry(cache_dir, root, split, names, image_size)
     found = _read(entry)
     if found is not None:
         return found
-    cache_dir.mkdir(parents=True, exist_ok=True)
     log.info("Caching %d %s samples of %s at %dpx into %s", len(names), split, root, image_size, entry)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.tmp-", dir=cache_dir))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the entry is shared
-    try:
-        _build(tmp, root, split, names, image_size)
-        if entry.exists() and _read(entry) is None:  # a broken leftover: replace it
-            shutil.rmtree(entry, ignore_errors=True)
-        with contextlib.suppress(OSError):  # fails if another process renamed its copy first: use that
-            os.rename(tmp, entry)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    if entry.exists() and _read(entry) is None:  # damaged, or from before entries were renamed into place
+        shutil.rmtree(entry, ignore_errors=True)
+    build_atomically(entry, functools.partial(_build, root=root, split=split, names=names, image_size=image_size))
     found = _read(entry)
     if found is None:
         raise RuntimeError(f"cache entry {entry} unreadable right after building it")

@@ -18,8 +18,8 @@ import numpy as np
 from seg.errors import ConfigError, SegError
 
 __all__ = [
-    "DatasetNotFoundError", "image_path", "trimap_path", "read_split_list", "missing_layout",
-    "check_layout", "split_names", "subsample", "download_oxford",
+    "DatasetNotFoundError", "SplitListError", "image_path", "trimap_path", "read_split_list", "missing_layout",
+    "check_layout", "check_disjoint", "split_names", "subsample", "download_oxford",
 ]
 
 TORCHVISION_FOLDER = "oxford-iiit-pet"
@@ -29,6 +29,10 @@ _FIX = "set data.root=/path/to/oxford-iiit-pet, or data.download=true (needs int
 
 class DatasetNotFoundError(SegError, FileNotFoundError):
     """No dataset in the Oxford layout at the configured root."""
+
+
+class SplitListError(SegError, ValueError):
+    """The split lists would invalidate a result: an image listed for both training and test."""
 
 
 def image_path(root: Path, name: str) -> Path:
@@ -75,6 +79,7 @@ def split_names(root: Path, val_split: float | None, seed: int) -> dict[str, lis
     """
     trainval = read_split_list(root / "annotations" / "trainval.txt")
     test = read_split_list(root / "annotations" / "test.txt")
+    check_disjoint(root, trainval, test)
     if val_split is None:
         is_val = np.arange(len(trainval)) % 10 == 0
     else:
@@ -88,6 +93,19 @@ def split_names(root: Path, val_split: float | None, seed: int) -> dict[str, lis
         "val": [n for n, v in zip(trainval, is_val, strict=True) if v],
         "test": test,
     }
+
+
+def check_disjoint(root: Path, trainval: list[str], test: list[str]) -> None:
+    """SplitListError when an image is listed in both trainval.txt and test.txt: it would be trained on (or
+    select the best epoch, as val) and then scored as unseen, inflating the test result."""
+    shared = sorted(set(trainval) & set(test))
+    if shared:
+        examples = ", ".join(shared[:5]) + (", ..." if len(shared) > 5 else "")
+        raise SplitListError(
+            f"{len(shared)} image(s) of {root} are listed in both annotations/trainval.txt and annotations/test.txt "
+            f"({examples}): a test score would include images seen in training or validation. Remove them from "
+            "one of the two lists."
+        )
 
 
 def subsample(names: list[str], limit: int | None) -> list[str]:

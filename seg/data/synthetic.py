@@ -15,17 +15,16 @@ Deterministic: image i depends only on (seed, i), so the same seed and n give th
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from seg.errors import ConfigError
+from seg.data.staging import build_atomically, remove_stale_builds
+from seg.errors import ConfigError, exit_on_user_error, folder_or_error
 
 __all__ = ["GENERATOR_VERSION", "make_sample", "write_dataset", "ensure_synthetic", "main"]
 
@@ -186,26 +185,21 @@ def write_dataset(out: str | Path, n: int, seed: int = 0) -> Path:
 
 
 def ensure_synthetic(root: str | Path, n: int, seed: int = 0) -> Path:
-    """Generate the dataset at `root` unless one is there; safe when several processes race.
+    """Generate the dataset at `root` unless one is there; safe when several processes race, or one is killed.
 
-    Writes into a temporary sibling folder, then renames it to `root` in one step: the first rename
-    wins and the others discard their copy. Raises ValueError if `root` holds a synthetic dataset
+    Written with seg.data.staging (a temporary sibling folder renamed to `root` in one step: the first rename
+    wins). Raises ConfigError if `root` lies under a file, holds other files, or holds a synthetic dataset
     generated with a different n or seed.
     """
     from seg.data.oxford import missing_layout
 
-    root = Path(root)
+    root = folder_or_error(root, "data.root")
+    if root.parent.is_dir():
+        remove_stale_builds(root.parent)
     if missing_layout(root):
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            write_dataset(tmp, n, seed)
-            os.rename(tmp, root)
-        except OSError:
-            if missing_layout(root):
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        build_atomically(root, functools.partial(write_dataset, n=n, seed=seed))
+        if missing_layout(root):
+            raise ConfigError(f"data.root={root} holds other files; point it at a new folder for synthetic data")
     meta_file = root / META_FILE
     if meta_file.exists():
         meta = json.loads(meta_file.read_text())
@@ -223,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=300, help="number of images")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    root = ensure_synthetic(args.out, args.n, args.seed).resolve()
+    with exit_on_user_error():  # a bad --out is one line
+        root = ensure_synthetic(args.out, args.n, args.seed).resolve()
     print(f"synthetic pets (n={args.n}, seed={args.seed}) in {root}")
 
 

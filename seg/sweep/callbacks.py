@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from seg.sweep.results import load_sweep, write_sweep_summary
+from seg.sweep.results import JobResult, load_sweep, write_sweep_summary
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +20,9 @@ class SweepSummary(Callback):
     """At the end of a multirun, write summary.csv and summary.md into the sweep directory.
 
     One row per job: overrides, status, best val Dice, test Dice, epochs, seconds (from each job's
-    summary.json; a job that wrote none is listed with status `missing`).
+    summary.json; a job that wrote none is listed with status `missing`). When no job finished, the command
+    ends with one `error:` line and exit status 1 (Hydra turns an exception raised here into a warning and
+    exit 0, so a script or scheduler would take the sweep for a success).
     """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -29,3 +33,14 @@ class SweepSummary(Callback):
         _, md_path = write_sweep_summary(sweep_dir, jobs)
         done = sum(job.status in ("completed", "pruned") for job in jobs)
         log.info("Sweep summary (%d of %d jobs finished): %s", done, len(jobs), md_path)
+        if done == 0:
+            print(f"error: {no_job_finished(jobs, md_path)}", file=sys.stderr)
+            sys.exit(1)
+
+
+def no_job_finished(jobs: list[JobResult], md_path: Path) -> str:
+    """The one line for a sweep whose every job failed: how they ended, the first error, where to look."""
+    counts = ", ".join(f"{n} {status}" for status, n in Counter(job.status for job in jobs).items())
+    first = next((job for job in jobs if job.summary is not None and job.summary.error), None)
+    why = f"; job {first.job_dir.name}: {first.summary.error.rstrip('.')}" if first else ""
+    return f"no job of the sweep finished ({counts}){why}. Each job's train.log says more; table: {md_path}"
