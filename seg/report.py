@@ -1,271 +1,209 @@
-"""Ablation report: `python -m seg.report <sweep dir> [<sweep dir> ...] [--out outputs/ablations]`.
+"""The study report: `python -m seg.report <study dir>` renders it again (each study command writes it at its end).
 
-Each sweep directory is one ablation (a multirun of `experiment=ablation_*`): its jobs differ in the
-ablated factor (`ablation.factor` in the experiment config), possibly in other keys (strata, e.g. the
-model) and in the seed. Writes <out>/report.md with, per ablation, a table of mean ± std over seeds of
-best val Dice, test Dice, last-epoch train Dice and training time per arm; the difference of each arm
-against the baseline, paired by seed, with its spread and the number of seeds it holds in; and
-<out>/<ablation>.png with val Dice and val loss curves (mean over seeds, band of ± 1 std) per arm.
+Reads <study dir>/study.json (the ablations and the run of each job, seg.study.results) and the runs, judges
+every comparison (arm vs baseline within a stratum, paired by seed and test image) with seg.study.stats.judge
+in one Holm family, and writes <study dir>/report.md with comparisons.png and one <ablation>.png per ablation.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import matplotlib
+from seg.errors import exit_on_user_error
+from seg.study.plan import Ablation
+from seg.study.plots import plot_ablation, plot_comparisons
+from seg.study.results import STUDY_FILE, Paired, Run, StudyRecord, cells, load_runs, paired_comparisons
+from seg.study.stats import Verdict, judge, min_seeds_for_sign_flip
+from seg.sweep.results import markdown_table
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+FAIL_DICE = 0.5
+"""A test image "fails" in a run when its Dice is below this; the report lists images that fail in every seed."""
 
-from seg.sweep.results import JobResult, load_sweep, markdown_table  # noqa: E402
-
-METRICS = {"best val Dice": "best_val_dice", "test Dice": "test_dice"}
-CURVES = {"val/dice": "val Dice", "val/loss": "val loss"}
-
-
-@dataclass
-class Ablation:
-    """The completed jobs of one ablation sweep, grouped by stratum and arm."""
-
-    name: str
-    sweep_dir: Path
-    factor: str
-    baseline: str
-    finding: str | None
-    strata_keys: list[str]
-    jobs: list[JobResult]
-    n_unfinished: int
-
-    def stratum(self, job: JobResult) -> str:
-        """The job's values of the other swept keys, e.g. `model=unet` ('' when there are none)."""
-        return " ".join(f"{k}={job.override_map()[k]}" for k in self.strata_keys)
-
-    def groups(self) -> dict[str, dict[str, dict[str, JobResult]]]:
-        """{stratum: {arm: {seed: job}}}, arms in sweep order with the baseline first."""
-        out: dict[str, dict[str, dict[str, JobResult]]] = {}
-        for job in sorted(self.jobs, key=lambda j: self.arm(j) != self.baseline):
-            out.setdefault(self.stratum(job), {}).setdefault(self.arm(job), {})[seed_of(job)] = job
-        return out
-
-    def arm(self, job: JobResult) -> str:
-        return job.override_map()[self.factor]
+RULES = (
+    "How to read the verdicts: each comparison pairs the arm with its baseline seed by seed (same data order and "
+    "initialisation) and, for test Dice, image by image. **difference**: the exact two-sided sign-flip test over "
+    "the seeds, Holm-corrected across all comparisons of the study, gives p <= alpha. **no difference**: the "
+    "interval of the mean difference lies inside ± margin (needs >= 3 seeds). **unresolved**: neither; the line "
+    "says how many seeds would resolve it at the spread seen. With n seeds the sign-flip p cannot fall below "
+    "2/2^n, so fewer than 6 seeds can never show a difference at alpha 0.05. P(arm better) is the probability "
+    "that the arm beats the baseline on a new seed. Training time is the sum of the runs' epoch times."
+)
 
 
-def seed_of(job: JobResult) -> str:
-    return job.override_map().get("seed", "0")
-
-
-def load_ablation(sweep_dir: Path) -> Ablation:
-    """Read a sweep directory; the factor and baseline come from the jobs' `ablation` config node, else
-    the first swept key other than the seed and its first value."""
-    jobs = load_sweep(sweep_dir)
-    if not jobs:
-        raise SystemExit(f"error: no jobs (*/.hydra/overrides.yaml) in {sweep_dir}")
-    values: dict[str, list[str]] = {}
-    for job in jobs:
-        for key, value in job.override_map().items():
-            values.setdefault(key, [])
-            if value not in values[key]:
-                values[key].append(value)
-    swept = [k for k, v in values.items() if len(v) > 1 and k != "seed"]
-    spec = jobs[0].config().get("ablation") or {}
-    factor = spec.get("factor") or (swept[0] if swept else "seed")
-    if factor not in values:
-        raise SystemExit(f"error: the jobs in {sweep_dir} do not override the ablated key {factor!r}")
-    done = [j for j in jobs if j.status == "completed" and factor in j.override_map()]
-    return Ablation(
-        name=jobs[0].config().get("name", sweep_dir.name),
-        sweep_dir=sweep_dir,
-        factor=factor,
-        baseline=str(spec.get("baseline") or values[factor][0]),
-        finding=spec.get("finding"),
-        strata_keys=[k for k in swept if k != factor],
-        jobs=done,
-        n_unfinished=len(jobs) - len(done),
-    )
-
-
-def mean_std(values: Iterable[float | None], digits: int = 4, signed: bool = False) -> str:
-    """`mean ± std` (sample std over seeds; `mean` alone for one value; '' for none)."""
-    xs = [v for v in values if v is not None]
-    if not xs:
+def mean_std(values: list[float], digits: int = 4) -> str:
+    """`mean ± std` over seeds ('' for none, the mean alone for one)."""
+    if not values:
         return ""
-    sign = "+" if signed else ""
-    text = f"{statistics.mean(xs):{sign}.{digits}f}"
-    return text + (f" ± {statistics.stdev(xs):.{digits}f}" if len(xs) > 1 else "")
+    text = f"{statistics.mean(values):.{digits}f}"
+    return text + (f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
 
 
-def last_train_dice(job: JobResult) -> float | None:
-    rows = job.metrics()
-    return rows[-1]["train/dice"] if rows else None
+def _ci(ci: tuple[float, float] | None) -> str:
+    return "" if ci is None or math.isnan(ci[0]) else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"
 
 
-def arm_table(ab: Ablation) -> str:
-    header = [*ab.strata_keys, ab.factor, "seeds", *METRICS, "train Dice (last epoch)", "training time (s)"]
-    rows = []
-    for stratum, arms in ab.groups().items():
-        for arm, by_seed in arms.items():
-            jobs = list(by_seed.values())
-            rows.append(
-                [
-                    *[s.split("=", 1)[1] for s in stratum.split()],
-                    arm,
-                    len(jobs),
-                    *[mean_std(getattr(j, attr) for j in jobs) for attr in METRICS.values()],
-                    mean_std(last_train_dice(j) for j in jobs),
-                    mean_std((j.seconds for j in jobs), digits=1),
-                ]
-            )
-    return markdown_table(header, rows)
-
-
-def differences(ab: Ablation) -> tuple[str, list[str]]:
-    """The paired-difference table against the baseline, and one verdict line per comparison."""
-    header = [*ab.strata_keys, "comparison", "seeds", *(f"Δ {m}" for m in METRICS), "seeds better (test)"]
-    rows, verdicts = [], []
-    for stratum, arms in ab.groups().items():
-        base = arms.get(ab.baseline, {})
-        for arm, by_seed in arms.items():
-            seeds = sorted(set(by_seed) & set(base))
-            if arm == ab.baseline or not seeds:
-                continue
-            deltas = {
-                attr: [_delta(getattr(by_seed[s], attr), getattr(base[s], attr)) for s in seeds]
-                for attr in METRICS.values()
-            }
-            test = [d for d in deltas["test_dice"] if d is not None]
-            better = sum(d > 0 for d in test)
-            rows.append(
-                [
-                    *[s.split("=", 1)[1] for s in stratum.split()],
-                    f"{arm} − {ab.baseline}",
-                    len(seeds),
-                    *[mean_std(deltas[attr], signed=True) for attr in METRICS.values()],
-                    f"{better}/{len(test)}",
-                ]
-            )
-            verdicts.append(_verdict(", ".join(filter(None, [ab.name, stratum])), arm, ab.baseline, test, better))
-    return markdown_table(header, rows), verdicts
-
-
-def _delta(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b
-
-
-def _verdict(where: str, arm: str, baseline: str, deltas: list[float], better: int) -> str:
-    """One line: the test Dice difference, and whether one arm wins in every seed or it is seed noise."""
-    head = f"- {where}: `{arm}` − `{baseline}`"
-    if not deltas:
-        return f"{head}: no test Dice to compare."
-    n = len(deltas)
-    if n > 1 and better in (0, n):
-        conclusion = f"`{arm if better else baseline}` better in all {n} seeds"
+def write_report(study_dir: Path) -> Path:
+    """Write report.md and its PNGs into `study_dir`; returns report.md's path."""
+    record = StudyRecord.load(study_dir)
+    runs = load_runs(study_dir, record.jobs)
+    settings = record.settings
+    paired = paired_comparisons(record.ablations, record.jobs, runs, settings["metric"])
+    judged = [p for p in paired if p.comparison is not None]
+    verdicts = judge([p.comparison for p in judged], settings["margin"], record.alpha_look) if judged else []
+    pairs = list(zip(judged, verdicts))
+    parts = [f"# Study {record.name}",
+             f"Generated {datetime.now():%Y-%m-%d %H:%M} by `python -m seg.report {study_dir}`. Seeds "
+             f"{settings['seeds']}" + (f", up to {settings['max_seeds']} for unresolved comparisons (sequential "
+             f"design: alpha {record.alpha_look:.3g} per look)" if settings["max_seeds"] else "") +
+             f"; metric {settings['metric']}; margin ± {settings['margin']:g}; alpha {settings['alpha']:g}.",
+             RULES]  # fmt: skip
+    completed = [r for r in runs.values() if r.completed]
+    if not completed:
+        parts.append(f"**Every run of this study failed ({len(runs)} runs): there is nothing to compare.**")
     else:
-        conclusion = f"`{arm}` better in {better} of {n} seeds: not distinguishable from seed noise"
-    return f"{head} = {mean_std(deltas, signed=True)} test Dice; {conclusion}."
-
-
-def plot_curves(ab: Ablation, path: Path) -> None:
-    """Val Dice and val loss per epoch: one column per stratum, one line per arm (mean, ± 1 std band)."""
-    groups = ab.groups()
-    fig, axes = plt.subplots(2, len(groups), figsize=(6 * len(groups), 8), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for col, (stratum, arms) in enumerate(groups.items()):
-        for i, (arm, by_seed) in enumerate(arms.items()):
-            histories = [j.metrics() for j in by_seed.values()]
-            for row, (key, label) in enumerate(CURVES.items()):
-                epochs = sorted({r["epoch"] for h in histories for r in h})
-                per_epoch = [[r[key] for h in histories for r in h if r["epoch"] == e] for e in epochs]
-                mean = [statistics.mean(v) for v in per_epoch]
-                std = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in per_epoch]
-                ax = axes[row, col]
-                color = colors[i % len(colors)]
-                ax.plot(epochs, mean, color=color, label=f"{arm} (n={len(histories)})")
-                top = 1.0 if key == "val/dice" else float("inf")  # the band stays within the metric's range
-                lower = [max(m - s, 0.0) for m, s in zip(mean, std)]
-                ax.fill_between(epochs, lower, [min(m + s, top) for m, s in zip(mean, std)], color=color, alpha=0.2)
-                ax.set(title=f"{label} {stratum}".strip(), xlabel="epoch", ylabel=label)
-    for ax in axes.flat:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend(title=ab.factor, fontsize=8)
-    fig.suptitle(f"{ab.name}: mean over seeds, band ± 1 std")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def settings_line(ab: Ablation) -> str:
-    """The settings shared by the jobs, from the first job's config."""
-    cfg = ab.jobs[0].config() if ab.jobs else None
-    if cfg is None:
-        return "no completed jobs"
-    seeds = sorted({seed_of(j) for j in ab.jobs}, key=int)
-    return (
-        f"data `{cfg.data.name}` (`{cfg.data.root}`), {cfg.data.image_size} px, batch {cfg.data.batch_size}, "
-        f"{cfg.trainer.epochs} epochs, {cfg.optimizer.name} lr {cfg.optimizer.lr:g} wd "
-        f"{cfg.optimizer.weight_decay:g}, base_channels {cfg.model.base_channels}, seeds {', '.join(seeds)}"
-    )
-
-
-def section(ab: Ablation, out: Path) -> tuple[str, list[str]]:
-    """The report section of one ablation (its PNG written into `out`) and its verdict lines."""
-    png = out / f"{ab.name}.png"
-    plot_curves(ab, png)
-    diff_table, verdicts = differences(ab)
-    hours = sum(j.seconds or 0.0 for j in ab.jobs) / 3600
-    parts = [
-        f"## {ab.name}: {ab.factor}",
-        f"Sweep `{ab.sweep_dir}`: {len(ab.jobs)} completed jobs"
-        + (f", {ab.n_unfinished} not completed (left out)" if ab.n_unfinished else "")
-        + f"; {hours:.2f} h of training in all. Settings: {settings_line(ab)}.",
-        f"Reports' finding: {ab.finding}" if ab.finding else "",
-        "### Per arm (mean ± std over seeds)",
-        arm_table(ab),
-        f"### Against `{ab.baseline}` (paired by seed: mean ± std of the per-seed differences)",
-        diff_table,
-        "\n".join(verdicts),
-        f"![{ab.name}]({png.name})",
-    ]
-    return "\n\n".join(p for p in parts if p), verdicts
-
-
-def write_report(sweep_dirs: list[Path], out: Path) -> Path:
-    """Write out/report.md and one PNG per ablation; returns the report's path."""
-    out.mkdir(parents=True, exist_ok=True)
-    sections, verdicts = [], []
-    for sweep_dir in sweep_dirs:
-        text, lines = section(load_ablation(sweep_dir), out)
-        sections.append(text)
-        verdicts += lines
-    head = [
-        "# Ablation report",
-        f"Generated {datetime.now():%Y-%m-%d %H:%M} by `python -m seg.report` from "
-        + ", ".join(f"`{d}`" for d in sweep_dirs)
-        + ".",
-        "A difference counts as a finding when it has the same sign in every seed; otherwise it is "
-        "reported as not distinguishable from seed noise. Training time is the sum of a job's epoch times: "
-        "jobs that ran at the same time (joblib) or on a busy machine slowed each other down.",
-        "## Findings at a glance",
-        "\n".join(verdicts),
-    ]
-    report = out / "report.md"
-    report.write_text("\n\n".join(head + sections) + "\n")
+        parts += ["## Findings", *_findings(pairs, paired, record.alpha_look)]
+        if pairs:
+            plot_comparisons(pairs, settings["margin"], settings["metric"], study_dir / "comparisons.png")
+            parts.append("![comparisons](comparisons.png)")
+    parts += _compute(record, runs)
+    parts += _failures(record, runs)
+    if completed:
+        by_name = {p.name: v for p, v in pairs}
+        for ab in record.ablations:
+            parts += _ablation_section(ab, record, runs, [p for p in paired if p.ablation == ab.name], by_name,
+                                       study_dir)  # fmt: skip
+    report = study_dir / "report.md"
+    report.write_text("\n\n".join(p for p in parts if p) + "\n")
     return report
+
+
+def _findings(pairs: list[tuple[Paired, Verdict]], paired: list[Paired], alpha: float) -> list[str]:
+    lines = [f"- {v.sentence()}" for _, v in pairs]
+    lines += [f"- {p.name}: not judged, no seed where both runs completed." for p in paired if p.comparison is None]
+    unresolved = [v for _, v in pairs if v.kind == "unresolved"]
+    if unresolved:
+        n = max(v.n_seeds for v in unresolved)
+        floor = min_seeds_for_sign_flip(alpha / max(1, len(pairs)))
+        needed = [v.seeds_needed for v in unresolved if v.seeds_needed]
+        span = f"{min(needed)}" if min(needed) == max(needed) else f"{min(needed)}-{max(needed)}"
+        advice = (
+            (
+                f"; the spread seen suggests {span} seeds (`study.seeds=[...]`, or "
+                "`study.max_seeds=...` to add seeds only where needed; completed runs are reused)"
+            )
+            if needed
+            else ""
+        )
+        lines.append(
+            f"**{len(unresolved)} of {len(pairs)} comparisons are unresolved with these settings.** With {n} seeds "
+            f"and {len(pairs)} comparisons, a difference needs at least {floor} seeds even in the best case "
+            f"(every seed agreeing){advice}. Unresolved is not 'no effect': it means these runs cannot tell."
+        )
+    return lines
+
+
+def _compute(record: StudyRecord, runs: dict[str, Run]) -> list[str]:
+    """Training time spent, and saved by sharing runs across ablations and by skipping completed runs."""
+    seconds = {k: (r.summary.seconds if r.summary else 0.0) for k, r in runs.items()}
+    seen, dup = set(), 0.0
+    for job in record.jobs:
+        dup += seconds[job.key] if job.key in seen else 0.0
+        seen.add(job.key)
+    rows = [["jobs the ablations ask for", len(record.jobs), ""],
+            ["unique runs (shared across ablations)", len(runs), f"{sum(seconds.values()):.0f} s of training"],
+            ["saved by deduplication", len(record.jobs) - len(runs), f"{dup:.0f} s"]]  # fmt: skip
+    if record.invocations:
+        last = record.invocations[-1]
+        rows.append(["last command: completed runs skipped", last.get("skip", 0),
+                     f"{last.get('seconds_skipped', 0):.0f} s not spent again"])  # fmt: skip
+        rows += [[f"last command: runs {what}", last.get(key, 0), ""]
+                 for key, what in (("new", "started"), ("resume", "resumed from last.pt"),
+                                   ("rerun", "started again (failed attempt kept in attempts/)"))]  # fmt: skip
+        rows.append(["last command: wall time", "", f"{last.get('wall_seconds', 0):.0f} s"])
+    return ["## Compute", markdown_table(["", "count", "training time"], rows)]
+
+
+def _failures(record: StudyRecord, runs: dict[str, Run]) -> list[str]:
+    where = {}
+    for j in record.jobs:
+        where.setdefault(j.key, f"{j.ablation} {j.stratum} {j.arm} seed {j.seed}".replace("  ", " "))
+    lines = []
+    for key, run in runs.items():
+        if not run.completed:
+            s = run.summary
+            status = "not started" if s is None else s.status.value
+            lines.append(f"- `runs/{key}` ({where[key]}): {status}" + (f": {s.error}" if s and s.error else ""))
+    return ["## Runs that did not complete", *lines] if lines else []
+
+
+def _ablation_section(ab: Ablation, record: StudyRecord, runs: dict[str, Run], paired: list[Paired],
+                      verdicts: dict[str, Verdict], study_dir: Path) -> list[str]:  # fmt: skip
+    metric = record.settings["metric"]
+    arms: dict[str, dict[str, list[Run]]] = {}
+    for (name, stratum, arm), by_seed in cells(record.jobs).items():
+        if name == ab.name:
+            done = [runs[k] for _, k in sorted(by_seed.items()) if runs[k].completed]
+            arms.setdefault(stratum, {})[arm] = done
+    strata_col = ["stratum"] if ab.strata else []
+    arm_rows, failing = [], []
+    for stratum, by_arm in arms.items():
+        for arm, done in by_arm.items():
+            tests = [r.value("test_dice") for r in done]
+            arm_rows.append([*([stratum] if ab.strata else []), arm, len(done),
+                             mean_std([t for t in tests if t is not None]),
+                             mean_std([r.value("best_val_dice") for r in done]),
+                             mean_std([r.summary.seconds for r in done], 1)])  # fmt: skip
+            bad = _failing_images([r.per_image for r in done if r.per_image])
+            if bad:
+                shown = ", ".join(f"`{n}`" for n in bad[:12]) + (" ..." if len(bad) > 12 else "")
+                failing.append(
+                    f"- {stratum} {arm}".replace("  ", " ")
+                    + f": {len(bad)} images below Dice {FAIL_DICE} in all {len(done)} seeds: {shown}"
+                )
+    comp_rows = []
+    for p in paired:
+        v = verdicts.get(p.name)
+        verdict_cells = ["", "", "", "", "", "", "not judged", ""] if v is None else [
+            f"{v.mean_diff:+.4f}", _ci(v.ci_seeds), _ci(v.ci_hierarchical), f"{v.p_value:.3g}", f"{v.p_holm:.3g}",
+            "" if math.isnan(v.p_superior) else f"{v.p_superior:.2f}", v.kind, v.seeds_needed or ""]  # fmt: skip
+        comp_rows.append([p.name.split(": ", 1)[1], len(p.seeds), *verdict_cells])
+    png = f"{ab.name}.png"
+    plot_ablation(ab, arms, study_dir / png)
+    strata = f", within each {' x '.join(ab.strata)}" if ab.strata else ""
+    return [f"## {ab.name}: {ab.factor}",
+            f"{ab.factor} in {ab.values} against `{ab.baseline}`{strata}. "
+            f"Fixed: {record.descriptions.get(ab.name, '')}.",
+            f"Reports' finding: {ab.finding}" if ab.finding else "",
+            markdown_table([*strata_col, ab.factor, "seeds completed", "test Dice", "best val Dice", "training s"],
+                           arm_rows),
+            markdown_table(["comparison", "seeds", f"mean Δ {metric}", "CI (seeds)", "CI (seeds, images)",
+                            "sign-flip p", "Holm p", "P(arm better)", "verdict", "seeds needed"], comp_rows),
+            "Images that fail in every seed:\n" + "\n".join(failing) if failing else "",
+            f"![{ab.name}]({png})"]  # fmt: skip
+
+
+def _failing_images(tables: list[dict[str, float]]) -> list[str]:
+    if not tables:
+        return []
+    names = set.intersection(*(set(t) for t in tables))
+    return sorted(n for n in names if all(t[n] < FAIL_DICE for t in tables))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m seg.report", description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dirs", nargs="+", type=Path, help="multirun sweep directories, one per ablation")
-    parser.add_argument("--out", type=Path, default=Path("outputs/ablations"), help="where report.md goes")
+    parser.add_argument("study_dir", type=Path, help=f"a study directory (with {STUDY_FILE})")
     args = parser.parse_args(argv)
-    print(f"Report: {write_report(args.sweep_dirs, args.out)}")
+    with exit_on_user_error():
+        if not (args.study_dir / STUDY_FILE).is_file():
+            from seg.errors import ConfigError
+
+            raise ConfigError(f"{args.study_dir} has no {STUDY_FILE}: give the directory of a study "
+                              "(outputs/studies/<name>, made by `python -m seg.train -m study=...`)")  # fmt: skip
+        print(f"Report: {write_report(args.study_dir)}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from seg.engine.history import read_metrics
 from seg.rundir import RunDir, Summary
@@ -52,10 +52,6 @@ class JobResult:
         """`key=value` overrides as {key: value} (a leading + or ~ dropped from the key)."""
         pairs = (o.split("=", 1) for o in self.overrides if "=" in o)
         return {k.lstrip("+~"): v for k, v in pairs}
-
-    def config(self) -> DictConfig:
-        """The job's composed config (.hydra/config.yaml), unresolved."""
-        return OmegaConf.load(self.job_dir / ".hydra" / "config.yaml")
 
     def metrics(self) -> list[dict[str, float]]:
         """The per-epoch rows of metrics.csv ([] when absent)."""

@@ -1,0 +1,142 @@
+"""A study on disk: its record (study.json), its runs (runs/<key>/, read through seg.rundir) and the paired
+comparisons the verdicts judge. Shared by the study runner (between looks) and seg.report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seg.engine.evaluation import read_per_image
+from seg.engine.history import read_metrics
+from seg.rundir import RunDir, Status, Summary, atomic_write
+from seg.study.plan import Ablation, Job, comparison_name
+from seg.study.stats import Comparison
+
+STUDY_FILE = "study.json"
+
+
+@dataclass
+class StudyRecord:
+    """study.json: what the last command asked (settings, ablations, jobs) and what each command did."""
+
+    name: str
+    settings: dict[str, Any]  # the StudyConfig
+    alpha_look: float  # the alpha each look (and the report) judges at: alpha / looks with max_seeds, else alpha
+    ablations: list[Ablation]
+    jobs: list[Job]
+    descriptions: dict[str, str] = field(default_factory=dict)  # ablation -> its fixed settings in one line
+    invocations: list[dict[str, Any]] = field(default_factory=list)  # per command: counts of runs and seconds
+
+    def save(self, study_dir: Path) -> None:
+        atomic_write(study_dir / STUDY_FILE, (json.dumps(dataclasses.asdict(self), indent=1) + "\n").encode())
+
+    @classmethod
+    def load(cls, study_dir: Path) -> StudyRecord:
+        data = json.loads((study_dir / STUDY_FILE).read_text())
+        data["ablations"] = [Ablation(**a) for a in data["ablations"]]
+        data["jobs"] = [Job(**{**j, "overrides": tuple(j["overrides"])}) for j in data["jobs"]]
+        return cls(**data)
+
+
+def run_path(study_dir: Path, key: str) -> Path:
+    return study_dir / "runs" / key
+
+
+@dataclass
+class Run:
+    """One run of the study, read lazily."""
+
+    key: str
+    run: RunDir
+
+    @cached_property
+    def summary(self) -> Summary | None:
+        return self.run.read_summary()
+
+    @property
+    def completed(self) -> bool:
+        return self.summary is not None and self.summary.status == Status.COMPLETED
+
+    def value(self, metric: str) -> float | None:
+        """test_dice (mean over test images) or best_val_dice of a completed run, else None."""
+        if not self.completed:
+            return None
+        if metric == "test_dice":
+            return None if self.summary.test is None else self.summary.test.get("dice")
+        return self.summary.best_val_dice
+
+    @cached_property
+    def per_image(self) -> dict[str, float] | None:
+        """{test image: Dice}, or None without test_per_image.csv."""
+        if not self.run.test_per_image.is_file():
+            return None
+        return {name: row[0] for name, row in read_per_image(self.run.test_per_image).items()}
+
+    @cached_property
+    def curves(self) -> list[dict[str, float]]:
+        return read_metrics(self.run.metrics)
+
+
+def load_runs(study_dir: Path, jobs: list[Job]) -> dict[str, Run]:
+    return {j.key: Run(j.key, RunDir(run_path(study_dir, j.key))) for j in jobs}
+
+
+def cells(jobs: list[Job]) -> dict[tuple[str, str, str], dict[int, str]]:
+    """{(ablation, stratum, arm): {seed: run key}} in plan order."""
+    out: dict[tuple[str, str, str], dict[int, str]] = {}
+    for j in jobs:
+        out.setdefault((j.ablation, j.stratum, j.arm), {})[j.seed] = j.key
+    return out
+
+
+@dataclass
+class Paired:
+    """One comparison of the study and the seeds at which both of its arms completed."""
+
+    name: str
+    ablation: str
+    stratum: str
+    arm: str
+    baseline: str
+    seeds: list[int]
+    comparison: Comparison | None  # None: no seed with both runs completed
+
+
+def paired_comparisons(ablations: list[Ablation], jobs: list[Job], runs: dict[str, Run], metric: str) -> list[Paired]:
+    """Every comparison of the study, its arm and baseline paired by seed (and by test image, for test_dice)."""
+    by_cell = cells(jobs)
+    out = []
+    for ab in ablations:
+        for stratum, arm in ab.comparisons():
+            arm_keys = by_cell.get((ab.name, stratum, arm), {})
+            base_keys = by_cell.get((ab.name, stratum, ab.baseline), {})
+            seeds = [s for s in arm_keys if s in base_keys and None not in
+                     (runs[arm_keys[s]].value(metric), runs[base_keys[s]].value(metric))]  # fmt: skip
+            name = comparison_name(ab.name, stratum, arm, ab.baseline)
+            comparison = None
+            if seeds:
+                a, b = [runs[arm_keys[s]] for s in seeds], [runs[base_keys[s]] for s in seeds]
+                images = _image_arrays(a, b) if metric == "test_dice" else None
+                comparison = Comparison(name, np.array([r.value(metric) for r in a]),
+                                        np.array([r.value(metric) for r in b]), *(images or (None, None)))  # fmt: skip
+            out.append(Paired(name, ab.name, stratum, arm, ab.baseline, seeds, comparison))
+    return out
+
+
+def _image_arrays(arm: list[Run], base: list[Run]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(n_seeds, n_images) per-image Dice of both arms on the test images every run scored; None if a run has none."""
+    tables = [r.per_image for r in arm + base]
+    if any(t is None for t in tables):
+        return None
+    names = sorted(set.intersection(*(set(t) for t in tables)))
+    if not names:
+        return None
+    a = np.array([[r.per_image[n] for n in names] for r in arm])
+    b = np.array([[r.per_image[n] for n in names] for r in base])
+    return a, b
