@@ -1,5 +1,6 @@
-"""Optuna searches (`hparams_search=lr_optuna`, the seg_optuna sweeper) with sqlite storage: resume after a kill without
-losing or repeating trials, a NaN trial that does not abort the search, and median-rule pruning."""
+"""Optuna searches (`hparams_search=lr_optuna`, the seg_optuna sweeper) with sqlite storage: two worker processes on
+one study with one SIGKILLed mid-trial, a study that refuses other settings, pruner choice, bad search spaces and
+an aborted search refused in one line."""
 
 from __future__ import annotations
 
@@ -14,19 +15,27 @@ from pathlib import Path
 import optuna
 import pytest
 from clitools import REPO, run_cli
+from configs import compose_config
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.distributions import LogUniformDistribution
 from optuna.trial import TrialState, create_trial
 
+from seg.engine.fit import TrainState
+from seg.errors import ConfigError
+from seg.rundir import RunDir, Status, Summary
+from seg.schema import PruningConfig
 from seg.sweep.pruning import TrialPruner
-from seg.sweep.search import job_outcome
-from seg.sweep.study import counted_trials, open_storage, requeue_interrupted
+from seg.sweep.space import search_space, shared_settings
+from seg.sweep.study import INTERRUPTED, SETTINGS, WORKER, counted_trials, fail_stale, open_storage
+from seg.sweep.trials import compute_saved, job_outcome
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 LR = "optimizer.lr"
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 LR_RANGE = LogUniformDistribution(1e-5, 1e-2)
+# Heartbeats every second; a trial without one for 4 s belongs to a dead worker.
+FAST_HEARTBEAT = ("hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=4")
 
 
 def storage_url(out: Path) -> str:
@@ -57,121 +66,204 @@ def search(out: Path, cli_paths: list[str], n_trials: int, *overrides: str) -> l
     return sorted((out / "multirun" / "lr_optuna").iterdir())
 
 
-def kill_after_completed(out: Path, cli_paths: list[str], n_completed: int) -> None:
-    """Start a long search and kill it (SIGKILL: no clean-up) once `n_completed` trials have completed."""
+def start_worker(out: Path, cli_paths: list[str], n_trials: int, *overrides: str, output: bool) -> subprocess.Popen:
+    """A search process; `output`: its stdout and stderr are read (else discarded, so that no full pipe blocks it)."""
     env = {**os.environ, **ONE_THREAD, "WANDB_MODE": "offline"}
-    args = search_args(out, cli_paths, 50)
-    with subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL) as proc:  # fmt: skip
-        deadline = time.monotonic() + 240
-        # Watch the job folders, not the database: opening the study while the sweeper creates it races
-        # its schema set-up. Jobs run one at a time and job n starts after trials 0..n-1 were told.
-        while time.monotonic() < deadline and proc.poll() is None:
-            if list((out / "multirun" / "lr_optuna").glob(f"*/{n_completed}")):
-                break
-            time.sleep(0.2)
-        proc.kill()
-    assert len(completed(out)) >= n_completed, "the search did not get going"
+    args = search_args(out, cli_paths, n_trials, *overrides)
+    out_to = subprocess.PIPE if output else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=env, stdout=out_to,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
 
 
-def completed(out: Path) -> list[optuna.trial.FrozenTrial]:
-    try:
-        return load_study(out).get_trials(states=(TrialState.COMPLETE,))
-    except KeyError:  # the study is not created yet
-        return []
+def wait_for(condition, what: str, procs: list[subprocess.Popen], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert all(p.poll() is None for p in procs), f"a worker ended while waiting for {what}"
+        time.sleep(0.2)
+
+
+def trials_of(out: Path, pid: int, *states: TrialState) -> list[optuna.trial.FrozenTrial]:
+    """The trials that worker `pid` ran (in `states`)."""
+    trials = load_study(out).get_trials(states=states or None)
+    return [t for t in trials if t.user_attrs.get(WORKER, "").endswith(f":{pid}")]
+
+
+def numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
+    return {t.number for t in trials}
 
 
 @pytest.mark.slow
-def test_search_resumes_after_a_kill_and_survives_a_nan_trial(tmp_path: Path, cli_paths: list[str]) -> None:
-    kill_after_completed(tmp_path, cli_paths, 2)
-    before = load_study(tmp_path).trials
-    done, running = counted_trials(load_study(tmp_path)), [t for t in before if t.state == TrialState.RUNNING]
-    # Continued with 2 more trials; the first new one gets lr 1e9 (in a widened range): its loss turns NaN,
-    # the job fails, and the search goes on.
-    load_study(tmp_path).enqueue_trial({LR: 1e9})
-    *_, sweep = search(tmp_path, cli_paths, len(done) + 2, f"{LR}=tag(log,interval(1e-5,1e10))")
+def test_two_workers_share_a_study_and_a_killed_workers_trial_runs_again(tmp_path: Path, cli_paths: list[str]) -> None:
+    new_study(tmp_path)  # created first: the workers' database set-up does not race this test's reads
+    args = (tmp_path, cli_paths, 4, "trainer.epochs=3", "pruning.pruner=none", *FAST_HEARTBEAT)
+    a = start_worker(*args, output=False)
+    wait_for(lambda: trials_of(tmp_path, a.pid, TrialState.RUNNING), "worker A's first trial", [a])
+    b = start_worker(*args, output=True)
+    try:
+        wait_for(lambda: trials_of(tmp_path, b.pid), "worker B's first trial", [a, b])
+        # A is killed (no clean-up at all) in the middle of a trial that has reported an epoch.
+        wait_for(lambda: [t for t in trials_of(tmp_path, a.pid, TrialState.RUNNING) if t.intermediate_values],
+                 "a trial of worker A in the middle of its epochs", [a, b])  # fmt: skip
+        a.kill()
+        a.wait()
+        killed = trials_of(tmp_path, a.pid, TrialState.RUNNING)
+        err, _ = b.communicate(timeout=240)  # stdout and stderr together
+    finally:
+        b.kill()
+    assert b.returncode == 0, err[-3000:]
 
     trials = load_study(tmp_path).trials
-    assert [t.number for t in trials] == list(range(len(before) + 2)), "no trial lost"
-    assert all(t.state.is_finished() for t in trials)
-    assert len(counted_trials(load_study(tmp_path))) == len(done) + 2
-    nan_trial, *rerun = trials[len(before) :]  # queued trials first: the NaN one, then the killed one's
-    assert nan_trial.params[LR] == 1e9 and nan_trial.state == TrialState.FAIL
-    assert [t.params for t in running] == [t.params for t in rerun][: len(running)], "the killed trial reruns"
-    finished = [t.params[LR] for t in trials if t.state == TrialState.COMPLETE]
-    assert len(set(finished)) == len(finished), "no finished trial is repeated"
-    assert all(t.intermediate_values.keys() == {1, 2} for t in done), "jobs report val Dice per epoch"
-    assert json.loads((sweep / "0" / "summary.json").read_text())["status"] == "failed"
-    assert (sweep / "optuna_trials.png").stat().st_size > 0 and (sweep / "summary.md").is_file()
+    assert all(t.state.is_finished() for t in trials), "nothing left running or queued"
+    assert len(counted_trials(load_study(tmp_path))) == 4, "n_trials over both workers, not per worker"
+    assert killed and {t.number for t in trials if t.state == TrialState.FAIL} == numbers(killed)
+    assert all(trials[k.number].user_attrs.get(INTERRUPTED) for k in killed), "the killed trials do not count"
+    reruns = [t for t in trials if t.number > max(k.number for k in killed) and t.state == TrialState.COMPLETE]
+    assert all(any(r.params == k.params for r in reruns) for k in killed), "the killed trials' parameters ran again"
+    assert all(t.state == TrialState.COMPLETE for t in trials_of(tmp_path, b.pid)), "B's trials were never failed"
+    assert all(t.state == TrialState.COMPLETE for t in trials_of(tmp_path, a.pid) if t.number not in numbers(killed))
+    assert "no heartbeat" in err, "B says why it reran A's trial"
+    sweep = next(
+        d for d in (tmp_path / "multirun" / "lr_optuna").iterdir() if (d / "optimization_results.yaml").is_file()
+    )
     results = OmegaConf.load(sweep / "optimization_results.yaml")
-    assert results.trials.fail >= 1 and sum(results.trials.values()) == len(trials)
-    best = max((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
-    assert results.best_params[LR] == pytest.approx(best.params[LR]) and results.best_value == best.value
+    assert sum(results.trials.values()) == len(trials) and results.compute.pruned == 0
+    assert (sweep / "optuna_history.png").stat().st_size > 0 and (sweep / "optuna_intermediate_values.png").is_file()
 
 
 @pytest.mark.slow
-def test_clearly_worse_trial_is_pruned(tmp_path: Path, cli_paths: list[str]) -> None:
-    # A finished trial with val Dice 0.99 at every epoch: any smoke trial is below it after the warm-up.
-    new_study(tmp_path).add_trial(
-        create_trial(
-            params={LR: 1e-3}, distributions={LR: LR_RANGE}, value=0.99, intermediate_values={1: 0.99, 2: 0.99, 3: 0.99}
-        )
-    )
-    [sweep] = search(tmp_path, cli_paths, 2, "pruning.startup_trials=1", "pruning.warmup_epochs=1", "trainer.epochs=3")
+def test_a_study_refuses_a_search_of_other_settings(tmp_path: Path, cli_paths: list[str]) -> None:
+    # The study of a search at 2 epochs (what the search below would record, but for trainer.epochs=5).
+    cfg = compose_config("hparams_search=lr_optuna", "debug=smoke", "data=synthetic", "logger=none",
+                         "trainer.epochs=5", "pruning=null", *cli_paths)  # fmt: skip
+    study = new_study(tmp_path)
+    study.set_user_attr(SETTINGS, shared_settings(cfg, [LR], "maximize"))
 
-    trial = load_study(tmp_path).trials[1]
+    result = run_cli(*search_args(tmp_path, cli_paths, 2), env=ONE_THREAD)
+    assert result.returncode == 2 and not load_study(tmp_path).trials
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: study lr_optuna") and "(trainer.epochs=5 there, 2 here)" in line
+    assert "hydra.sweeper.study_name=<new name>" in line and "Traceback" not in result.stdout
+
+
+@pytest.mark.slow
+def test_a_search_aborted_by_failed_trials_is_one_line(tmp_path: Path, cli_paths: list[str]) -> None:
+    # lr 1e8: the loss turns NaN, the job fails, and with max_failure_rate 0 the search stops after it.
+    result = run_cli(*search_args(tmp_path, cli_paths, 3, f"{LR}=tag(log,interval(1e8,1e9))",
+                                  "hydra.sweeper.max_failure_rate=0"), env=ONE_THREAD)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: 1 trials failed, more than")
+    assert "Traceback" not in result.stderr
+    [trial] = load_study(tmp_path).trials
+    assert trial.state == TrialState.FAIL
+    [sweep] = (tmp_path / "multirun" / "lr_optuna").iterdir()
+    assert json.loads((sweep / "0" / "summary.json").read_text())["status"] == "failed"
+    assert OmegaConf.load(sweep / "optimization_results.yaml").trials.fail == 1
+
+
+@pytest.mark.slow
+def test_clearly_worse_trial_is_pruned_by_the_chosen_pruner(tmp_path: Path, cli_paths: list[str]) -> None:
+    # Finished trials with val Dice 0.99 at every epoch, past the first rung: any smoke trial is below them there.
+    study = new_study(tmp_path)
+    for _ in range(3):
+        study.add_trial(good_trial(3, system_attrs={"completed_rung_0": 0.99}))
+    [sweep] = search(tmp_path, cli_paths, 4, "pruning.pruner=successive_halving", "trainer.epochs=3")
+
+    trial = load_study(tmp_path).trials[3]
     assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [1]
     assert trial.value == trial.intermediate_values[1], "a pruned trial keeps its last reported value"
-    summary = json.loads((sweep / "0" / "summary.json").read_text())
+    summary = json.loads((sweep / "3" / "summary.json").read_text())
     assert summary["status"] == "pruned" and summary["epochs"] == 1
     compute = OmegaConf.load(sweep / "optimization_results.yaml").compute
-    assert compute.epochs_trained == 1 and compute.epochs_without_pruning == 3
+    assert compute.epochs_trained == 1 and compute.epochs_without_pruning == 3 and compute.pruned == 1
 
 
-def test_pruner_reports_to_its_trial_and_applies_the_median_rule(tmp_path: Path) -> None:
+def good_trial(epochs: int, value: float = 0.99, **kwargs: object) -> optuna.trial.FrozenTrial:
+    return create_trial(params={LR: 1e-3}, distributions={LR: LR_RANGE}, value=value,
+                        intermediate_values={e: value for e in range(1, epochs + 1)}, **kwargs)  # fmt: skip
+
+
+@pytest.mark.parametrize("pruner", ["none", "median", "successive_halving", "hyperband"])
+def test_each_pruner_prunes_a_clearly_worse_trial(tmp_path: Path, pruner: str) -> None:
+    epochs = 9  # hyperband: brackets with rungs at 1, 3 / 3 / none before the end
     study = new_study(tmp_path)
-    for value in (0.5, 0.6, 0.7):  # median 0.6 at epochs 1-3
-        study.add_trial(
-            create_trial(
-                params={LR: 1e-3},
-                distributions={LR: LR_RANGE},
-                value=value,
-                intermediate_values={1: value, 2: value, 3: value},
-            )
-        )
-    cfg = OmegaConf.create(
-        {
-            "storage": storage_url(tmp_path),
-            "study_name": "lr_optuna",
-            "trial": None,
-            "startup_trials": 3,
-            "warmup_epochs": 2,
-            "min_trials": 1,
-        }
+    for value in [0.8 + i / 100 for i in range(15)]:  # past every rung, as successive halving records it
+        study.add_trial(good_trial(epochs, value, system_attrs={f"completed_rung_{k}": value for k in range(3)}))
+    cfg = PruningConfig(storage=storage_url(tmp_path), study_name="lr_optuna", pruner=pruner, startup_trials=3,
+                        warmup_epochs=1)  # fmt: skip
+    assert TrialPruner.from_config(None, epochs) is None and TrialPruner.from_config(cfg, epochs) is None
+
+    def run(value: float) -> int | None:
+        """The epoch at which a trial with val Dice `value` at every epoch is pruned (None: it completes)."""
+        hook = TrialPruner.from_config(PruningConfig(**{**vars(cfg), "trial": study.ask().number}), epochs)
+        for epoch in range(1, epochs + 1):
+            stop = hook.stop(TrainState(epoch=epoch), {"val/dice": value})
+            if stop is not None:
+                assert stop.status == Status.PRUNED and stop.reason.startswith(f"pruned: val/dice {value:.4f} is ")
+                return epoch
+        return None
+
+    assert run(0.99) is None, "the best trial trains to the end"
+    pruned_at = [run(0.1) for _ in range(10)]  # hyperband puts each trial in a bracket by a hash
+    if pruner == "none":
+        assert pruned_at == [None] * 10
+    else:
+        assert any(pruned_at) and all(e is None or e < epochs for e in pruned_at)
+    assert load_study(tmp_path).trials[15].intermediate_values == {e: 0.99 for e in range(1, epochs + 1)}
+
+
+@pytest.mark.parametrize(
+    "argument,message",
+    [
+        (f"{LR}=tag(log,interval(1e-2,1e-5))", "the bounds are reversed"),
+        (f"{LR}=interval(0.5,0.1)", "the bounds are reversed"),
+        (f"{LR}=tag(log,interval(0,1e-2))", "a log range must lie above 0"),
+        (f"{LR}=tag(log,interval(-1,1))", "a log range must lie above 0"),
+    ],
+)
+def test_bad_search_space_is_one_line(argument: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as e:
+        search_space([argument])
+    assert str(e.value).startswith(f"invalid search space: {argument}: ") and "\n" not in str(e.value)
+
+
+def test_search_space_splits_searched_and_fixed_keys() -> None:
+    distributions, fixed = search_space(
+        [f"{LR}=tag(log,interval(1e-5,1e-2))", "loss=choice(bce,dice)", "trainer.epochs=3"]
     )
-    assert TrialPruner.from_config(None) is None and TrialPruner.from_config(cfg) is None  # not a search trial
-    good, bad = study.ask(), study.ask()
-    good_pruner = TrialPruner.from_config(OmegaConf.merge(cfg, {"trial": good.number}))
-    bad_pruner = TrialPruner.from_config(OmegaConf.merge(cfg, {"trial": bad.number}))
-
-    assert not bad_pruner.report(1, 0.1), "no pruning during the warm-up"
-    assert bad_pruner.report(2, 0.1), "below the median after the warm-up"
-    assert not good_pruner.report(1, 0.65) and not good_pruner.report(2, 0.65)
-    stored = {t.number: t.intermediate_values for t in load_study(tmp_path).trials}
-    assert stored[bad.number] == {1: 0.1, 2: 0.1} and stored[good.number] == {1: 0.65, 2: 0.65}
+    assert distributions[LR] == LR_RANGE and list(distributions["loss"].choices) == ["bce", "dice"]
+    assert fixed == {"trainer.epochs": "3"}
 
 
-def test_interrupted_trials_are_requeued_not_counted(tmp_path: Path) -> None:
-    study = new_study(tmp_path)
-    study.add_trial(create_trial(params={LR: 1e-3}, distributions={LR: LR_RANGE}, value=0.5))
-    left_running = study.ask()
-    left_running.suggest_float(LR, 1e-5, 1e-2, log=True)
+def test_dead_workers_trials_are_failed_and_requeued_live_ones_kept(tmp_path: Path) -> None:
+    storage = open_storage(storage_url(tmp_path), heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(study_name="lr_optuna", storage=storage, direction="maximize")
+    study.add_trial(good_trial(2, 0.5))
+    orphan, live = study.ask(), study.ask()  # orphan: no worker, no heartbeat (its worker died at once)
+    for trial in (orphan, live):
+        trial.suggest_float(LR, 1e-5, 1e-2, log=True)
+    live.set_user_attr(WORKER, "host:1")
+    storage.record_heartbeat(live._trial_id)
 
-    assert requeue_interrupted(study) == [left_running.number]
-    assert [t.number for t in counted_trials(study)] == [0]
-    assert study.trials[left_running.number].state == TrialState.FAIL
+    assert fail_stale(study, grace_period=60) == [], "started 60 s ago at most: not stale yet"
+    assert fail_stale(study, grace_period=0) == [orphan.number], "a worker with a fresh heartbeat keeps its trial"
+    trials = load_study(tmp_path).trials
+    assert trials[orphan.number].state == TrialState.FAIL and trials[orphan.number].user_attrs[INTERRUPTED]
+    assert trials[live.number].state == TrialState.RUNNING
+    assert [t.number for t in counted_trials(load_study(tmp_path))] == [0]
     rerun = study.ask()
-    assert rerun.suggest_float(LR, 1e-5, 1e-2, log=True) == left_running.params[LR]
+    assert rerun.suggest_float(LR, 1e-5, 1e-2, log=True) == orphan.params[LR], "the orphan's parameters run again"
+
+
+def test_compute_saved_counts_only_pruning() -> None:
+    def trial(state: TrialState, epochs: int, seconds: float) -> optuna.trial.FrozenTrial:
+        return create_trial(state=state, value=0.5, user_attrs={"epochs": epochs, "seconds": seconds})
+
+    # an early-stopped complete trial (2 of 5 epochs), a pruned one (1 of 5), a full one
+    compute = compute_saved([trial(TrialState.COMPLETE, 2, 4.0), trial(TrialState.PRUNED, 1, 2.0),
+                             trial(TrialState.COMPLETE, 5, 10.0)], epochs_per_trial=5)  # fmt: skip
+    assert compute["epochs_trained"] == 8 and compute["epochs_without_pruning"] == 12 and compute["pruned"] == 1
+    assert compute["seconds_trained"] == 16.0 and compute["seconds_without_pruning_estimate"] == 24.0
 
 
 def job_return(tmp_path: Path, value: object, status: str | None, job_status: JobStatus) -> JobReturn:
@@ -179,7 +271,7 @@ def job_return(tmp_path: Path, value: object, status: str | None, job_status: Jo
     (job_dir / ".hydra").mkdir(parents=True)
     (job_dir / ".hydra" / "overrides.yaml").write_text("[]\n")
     if status:
-        (job_dir / "summary.json").write_text(json.dumps({"status": status}))
+        RunDir(job_dir).write_summary(Summary(Status(status), str(job_dir)))
     ret = JobReturn(hydra_cfg=OmegaConf.create({"hydra": {"runtime": {"output_dir": str(job_dir)}}}))
     ret.status, ret.return_value = job_status, value
     return ret

@@ -1,67 +1,54 @@
-"""optuna_trials.png: the trial values of a search and each numeric parameter against the value."""
+"""A search's plots, drawn by Optuna's own matplotlib visualisations over all trials of its study:
+optuna_history.png (val Dice per trial and the best so far), optuna_intermediate_values.png (val Dice per epoch of
+every trial: where pruned trials stopped) and optuna_slice.png (each searched parameter against val Dice)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from itertools import accumulate
+import warnings
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from optuna.distributions import CategoricalDistribution, LogUniformDistribution  # noqa: E402
-from optuna.study import StudyDirection  # noqa: E402
-from optuna.trial import FrozenTrial, TrialState  # noqa: E402
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
+from optuna.visualization import matplotlib as optuna_plots  # noqa: E402
 
-# How each trial state is drawn: (label, marker, face colour); pruned trials at their last reported value.
-STYLES = {
-    TrialState.COMPLETE: ("complete", "o", "tab:blue"),
-    TrialState.PRUNED: ("pruned (last epoch reported)", "o", "none"),
+METRIC = "val Dice"
+PLOTS = {
+    "optuna_history.png": lambda s: optuna_plots.plot_optimization_history(s, target_name=f"best {METRIC}"),
+    "optuna_intermediate_values.png": optuna_plots.plot_intermediate_values,
+    "optuna_slice.png": lambda s: optuna_plots.plot_slice(s, target_name=f"best {METRIC}"),
 }
 
 
-def plot_search(trials: list[FrozenTrial], direction: StudyDirection, path: Path) -> None:
-    """Left: value per trial with the best so far; then one scatter per numeric parameter (log axis for
-    log-uniform ones, e.g. lr). Failed trials are marked on the trial axis at the bottom."""
-    params = sorted(
-        {n for t in trials for n, d in t.distributions.items() if not isinstance(d, CategoricalDistribution)}
-    )
-    fig, axes = plt.subplots(1, 1 + len(params), figsize=(5 * (1 + len(params)), 4), squeeze=False)
-    ax = axes[0, 0]
-    _scatter(ax, trials, lambda t: t.number)
-    failed = [t.number for t in trials if t.state == TrialState.FAIL]
-    if failed:
-        ax.scatter(failed, [0.0] * len(failed), marker="x", color="tab:red", label="failed")
-    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.number)
-    pick = max if direction == StudyDirection.MAXIMIZE else min
-    best = list(accumulate((t.value for t in complete), pick))
-    ax.step([t.number for t in complete], best, where="post", color="tab:orange", label="best so far")
-    ax.set(title="Trials", xlabel="trial", ylabel="best val Dice")
-    for ax, name in zip(axes[0, 1:], params):
-        _scatter(ax, [t for t in trials if name in t.params], lambda t, name=name: t.params[name])
-        log_scale = any(isinstance(t.distributions.get(name), LogUniformDistribution) for t in trials)
-        ax.set(
-            title=f"{name} vs val Dice", xlabel=name, ylabel="best val Dice", xscale="log" if log_scale else "linear"
-        )
-    for ax in axes[0]:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _scatter(ax: plt.Axes, trials: list[FrozenTrial], x: Callable[[FrozenTrial], float]) -> None:
-    """Complete and pruned trials' values against `x(trial)`, in the styles of STYLES."""
-    for state, (label, marker, face) in STYLES.items():
-        shown = [t for t in trials if t.state == state and t.value is not None]
-        if shown:
-            ax.scatter(
-                [x(t) for t in shown],
-                [t.value for t in shown],
-                marker=marker,
-                facecolors=face,
-                edgecolors="tab:blue",
-                label=label,
-            )
+def plot_study(study: optuna.Study, sweep_dir: Path) -> list[Path]:
+    """Write the search's plots into `sweep_dir` (a plot with nothing to show is skipped); returns their paths."""
+    written = []
+    with warnings.catch_warnings():  # optuna.visualization.matplotlib is "experimental" in optuna 2.x
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for name, plot in PLOTS.items():
+            axes = np.atleast_1d(plot(study)).ravel()
+            fig = axes[0].figure
+            if not any(ax.has_data() for ax in axes):
+                plt.close(fig)
+                continue
+            if name != "optuna_slice.png":  # trials and epochs are whole numbers
+                for ax in axes:
+                    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if name == "optuna_intermediate_values.png":
+                axes[0].set(xlabel="epoch", ylabel=METRIC, title=f"{METRIC} per epoch of each trial")
+            if name == "optuna_history.png":
+                axes[0].set(xlabel="trial", title=f"best {METRIC} per trial (COMPLETE trials)")
+            for ax in (ax for ax in axes if ax.get_xscale() == "log"):  # e.g. lr: ticks at 1, 2, 5 x 10^k
+                ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+                ax.xaxis.set_minor_formatter(NullFormatter())
+            fig.set_size_inches(max(6.4, 4 * len(axes)), 4.8)
+            fig.tight_layout()
+            fig.savefig(sweep_dir / name, dpi=100)
+            plt.close(fig)
+            written.append(sweep_dir / name)
+    return written

@@ -1,0 +1,131 @@
+"""What a finished trial job means for the study, and what a search reports at its end.
+
+- `job_outcome`/`tell`: a job whose summary.json says pruned is PRUNED; one that raised, wrote status failed (e.g.
+  NaN loss) or returned a non-finite value is FAIL; otherwise COMPLETE with its best val Dice.
+- `write_results`: optimization_results.yaml (best parameters, trials by state, compute saved by pruning) and
+  Optuna's plots in the sweep directory, over all trials of the study.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+from optuna.trial import FrozenTrial, TrialState
+
+from seg.rundir import RunDir, Summary, atomic_write
+from seg.sweep.plots import plot_study
+
+log = logging.getLogger(__name__)
+
+
+def job_outcome(ret: JobReturn) -> tuple[TrialState, float | None]:
+    """The trial state and value of a finished job: COMPLETE with a finite value, PRUNED, or FAIL."""
+    if ret.status != JobStatus.COMPLETED:
+        log.warning("Trial job raised %r: the trial fails, the search goes on", ret._return_value)
+        return TrialState.FAIL, None
+    summary = _job_summary(ret)
+    status = "missing" if summary is None else summary.status.value
+    if status == "pruned":
+        return TrialState.PRUNED, None
+    try:
+        value = float(ret.return_value)
+    except (TypeError, ValueError):
+        value = math.nan
+    if status != "completed" or not math.isfinite(value):
+        log.warning(
+            "Trial job ended with status %s, value %s: the trial fails, the search goes on", status, ret.return_value
+        )
+        return TrialState.FAIL, None
+    return TrialState.COMPLETE, value
+
+
+def tell(study: optuna.Study, number: int, ret: JobReturn) -> TrialState | None:
+    """Record the job's outcome, run directory, epochs and seconds in trial `number` of `study` (a fresh view of
+    the storage: the job wrote its per-epoch values from elsewhere); returns the state, or None when another
+    worker had already failed the trial (its parameters run again as a new trial)."""
+    state, value = job_outcome(ret)
+    summary = _job_summary(ret)
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    try:
+        if summary is not None:
+            for key in ("run_dir", "epochs", "seconds"):
+                study._storage.set_trial_user_attr(trial_id, key, getattr(summary, key))
+        study.tell(number, value, state=state)
+    except RuntimeError as e:  # "Trial#N has already finished and can not be updated"
+        log.warning("Trial %d was failed by another worker meanwhile (%s): its result is not counted", number, e)
+        return None
+    return state
+
+
+def _job_summary(ret: JobReturn) -> Summary | None:
+    if ret.hydra_cfg is None:
+        return None
+    return RunDir(Path(ret.hydra_cfg.hydra.runtime.output_dir)).read_summary()
+
+
+def write_results(study: optuna.Study, sweep_dir: Path, epochs_per_trial: int, pruner: str) -> dict[str, Any]:
+    """optimization_results.yaml and Optuna's plots in `sweep_dir`, over all trials of the study."""
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    results: dict[str, Any] = {
+        "name": "optuna",
+        "study_name": study.study_name,
+        "best_params": None,
+        "best_value": None,
+    }
+    if complete:
+        best = study.best_trial
+        results.update(
+            best_params=best.params,
+            best_value=best.value,
+            best_trial=best.number,
+            best_run_dir=best.user_attrs.get("run_dir"),
+        )
+        log.info("Best trial %d: val Dice %.4f with %s", best.number, best.value, best.params)
+    results["trials"] = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState if s.is_finished()}
+    results["pruner"] = pruner
+    results["compute"] = compute_saved(trials, epochs_per_trial)
+    log.info("%s", pruning_sentence(results["compute"], pruner))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(results)).encode())
+    plot_study(study, sweep_dir)
+    return results
+
+
+def compute_saved(trials: list[FrozenTrial], epochs_per_trial: int) -> dict[str, float]:
+    """Epochs and seconds the COMPLETE and PRUNED trials trained, against the same trials without pruning: a
+    pruned trial would have trained `epochs_per_trial` epochs, a complete one what it trained (an early stop is
+    not pruning). Seconds without pruning scale a pruned trial's seconds to the full epochs."""
+    ran = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.user_attrs.get("epochs")]
+    pruned = [t for t in ran if t.state == TrialState.PRUNED]
+    epochs = sum(t.user_attrs["epochs"] for t in ran)
+    seconds = sum(t.user_attrs.get("seconds", 0.0) for t in ran)
+    budget = epochs + sum(epochs_per_trial - t.user_attrs["epochs"] for t in pruned)
+    full_seconds = seconds + sum(
+        t.user_attrs.get("seconds", 0.0) * (epochs_per_trial / t.user_attrs["epochs"] - 1) for t in pruned
+    )
+    return {
+        "trials": len(ran),
+        "pruned": len(pruned),
+        "epochs_trained": epochs,
+        "epochs_without_pruning": budget,
+        "epochs_saved_fraction": round(1 - epochs / budget, 4) if budget else 0.0,
+        "seconds_trained": round(seconds, 1),
+        "seconds_without_pruning_estimate": round(full_seconds, 1),
+    }
+
+
+def pruning_sentence(compute: dict[str, float], pruner: str) -> str:
+    """compute_saved's figures as one sentence for the log."""
+    return (
+        f"Pruning ({pruner}): {compute['pruned']} of {compute['trials']} trials pruned; they trained "
+        f"{compute['epochs_trained']} of {compute['epochs_without_pruning']} epochs "
+        f"({compute['epochs_saved_fraction']:.0%} saved), {compute['seconds_trained']:.0f} s of an estimated "
+        f"{compute['seconds_without_pruning_estimate']:.0f} s"
+    )
