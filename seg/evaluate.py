@@ -3,7 +3,8 @@
 Uses the checkpoint's own settings (image size, trimap border rule, threshold, loss) unless a key is set on
 purpose, builds only the split it scores, and scores it with the same function as train's test after fit.
 Writes into `<run>/eval/<split>_<time>/` (or `<paths.output_dir>/eval/...` for a checkpoint outside the output
-directory): results.json, results.md, per_image.csv (Dice, TP, FP, FN per image) and examples.png.
+directory): results.json, results.md, per_image.csv (Dice, TP, FP, FN per image) and examples.png. With the
+checkpoint's `logger=wandb`, the evaluation is also a W&B run (job_type eval) in its training run's group.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from seg.build import build_loss, data_kwargs
-from seg.config import register, require, typed_config
+from seg.config import CONF_DIR, register, require, typed_config
 from seg.data import build_datasets, denormalize
 from seg.engine.distributed import init_distributed, shutdown_distributed
 from seg.engine.evaluation import Evaluation, evaluate_dataset
 from seg.engine.runtime import Precision, resolve_device
+from seg.engine.wandb_runs import track_evaluation
 from seg.errors import SegError, exit_on_user_error
 from seg.inference import load_trained_model, predict_probs
 from seg.rundir import remove_if_unused
@@ -81,7 +83,9 @@ def evaluate_checkpoint(cfg: EvaluateConfig, out_dir: Path) -> dict[str, Any]:
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "results.md").write_text(results_table(results))
     result.write_per_image(out_dir / "per_image.csv")
-    _examples(model, dataset, result, cfg, run_cfg.threshold, device, out_dir / "examples.png")
+    _examples(model, dataset, result, cfg, run_cfg, device, out_dir / "examples.png")
+    track_evaluation(trained, out_dir, cfg.split, {k: v for k, v in results.items() if k != "per_image"}, result,
+                     {"inference_ms_per_image": results["inference_ms_per_image"]}, out_dir / "examples.png")
     return results
 
 
@@ -108,8 +112,11 @@ def results_table(results: dict[str, Any]) -> str:
     ])  # fmt: skip
 
 
-def _examples(model, dataset, result: Evaluation, cfg: EvaluateConfig, threshold: float, device, path: Path) -> None:
-    """examples.png: the worst images, then a seeded random few."""
+def _examples(
+    model, dataset, result: Evaluation, cfg: EvaluateConfig, run_cfg: TrainConfig, device, path: Path
+) -> None:
+    """examples.png: the worst images, then a seeded random few; the title says which run, split and Dice."""
+    threshold = run_cfg.threshold
     order = np.argsort(result.dice, kind="stable")
     worst = [int(i) for i in order[: cfg.num_worst]]
     rest = sorted(set(range(len(dataset))) - set(worst))
@@ -126,10 +133,12 @@ def _examples(model, dataset, result: Evaluation, cfg: EvaluateConfig, threshold
             tag="worst" if i in worst else "random",
         ))  # fmt: skip
     if rows:
-        example_grid(rows, path, title=f"{Path(cfg.ckpt).name}: {cfg.split} split, worst and random images")
+        title = (f"{run_cfg.name}, {Path(cfg.ckpt).name}: {cfg.split} split, mean Dice {result.dice.mean():.3f} over "
+                 f"{len(dataset)} images; the {len(worst)} worst, then {len(picked) - len(worst)} at random")
+        example_grid(rows, path, title=title)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
@@ -137,10 +146,10 @@ def main(cfg: DictConfig) -> None:
             try:
                 typed: EvaluateConfig = typed_config(cfg)
                 require(typed.ckpt, "ckpt", "ckpt=outputs/runs/<name>/<time>/checkpoints/best.pt")
+                results = evaluate_checkpoint(typed, out_dir)
             except SegError:
-                remove_if_unused(out_dir)
+                remove_if_unused(out_dir)  # a refused checkpoint, split or dataset leaves no folder behind
                 raise
-            results = evaluate_checkpoint(typed, out_dir)
     finally:
         shutdown_distributed()
     if not results:  # ranks other than 0 under torchrun

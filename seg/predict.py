@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from PIL import Image
 
-from seg.config import register, require, typed_config
+from seg.config import CONF_DIR, register, require, typed_config
 from seg.data import BadImageError, eval_transform, read_rgb
 from seg.engine.runtime import resolve_device
 from seg.errors import SegError, exit_on_user_error
@@ -109,7 +109,7 @@ def predict_folder(cfg: PredictConfig) -> tuple[int, list[tuple[Path, str]]]:
     return len(files) - len(skipped), skipped
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     torch.set_grad_enabled(False)
     with exit_on_user_error():

@@ -70,10 +70,11 @@ def _curves_figure(rows: list[dict[str, float]], title: str, subtitle: str, best
             ax.plot(epochs, [r[f"{split}/{metric}"] for r in rows], marker="o", ms=size, color=color, label=split)
         if best is not None:
             ax.axvline(best_epoch, color="0.4", ls="--", lw=1)
-            label = f"best val Dice {best['val/dice']:.4f} @ {best_epoch}"
+            label = f"best val Dice {best['val/dice']:.4f} (epoch {best_epoch})"
             star = {"marker": "*", "ms": 16, "color": "gold", "mec": "k", "ls": "", "clip_on": False}
             ax.plot([best_epoch], [best[f"val/{metric}"]], label=label, **star)
         ax.set(title=name, xlabel="epoch")
+        ax.margins(y=0.1)  # room for the best-epoch star at the top or bottom of the range
         ax.legend(fontsize=8)
     lrs = [r["lr"] for r in rows]
     axes[2].plot(epochs, lrs, marker="o", ms=size, color="tab:green")
@@ -147,6 +148,12 @@ def error_overlay(
     return out.round().astype(np.uint8)
 
 
+def grayscale(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 luminance copy of an RGB `image` (ITU-R 601 weights), still 3 channels."""
+    luminance = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(luminance.round().clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
 @dataclass
 class ExampleRow:
     """One image of an example grid.
@@ -176,7 +183,9 @@ def example_grid(rows: list[ExampleRow], path: Path, title: str = "") -> None:
 def _example_figure(rows: list[ExampleRow], title: str) -> Figure:
     """Per row: the image with the ground-truth outline, the probability map with a colour bar, the errors.
 
-    The error panel's title carries the image's Dice; one legend for the overlay colours tops the figure.
+    The errors are drawn on a gray copy of the image, so that their colours cannot be mistaken for the image's own
+    (a magenta false positive on a magenta background). The error panel's title carries the image's Dice; one
+    legend for the overlay colours ends the figure.
     """
     fig, axes = plt.subplots(len(rows), 3, figsize=(11, 3.4 * len(rows) + 0.8), squeeze=False, layout="constrained")
     for ax_row, row in zip(axes, rows):
@@ -193,7 +202,7 @@ def _example_figure(rows: list[ExampleRow], title: str) -> Figure:
         bar.ax.tick_params(labelsize=7)
         ax_row[1].contour(row.prob, levels=[row.threshold], colors="w", linewidths=1)
         ax_row[1].set_title(f"probability; white: threshold {row.threshold:g}", fontsize=9)
-        ax_row[2].imshow(error_overlay(row.image, row.prob > row.threshold, row.target, row.valid))
+        ax_row[2].imshow(error_overlay(grayscale(row.image), row.prob > row.threshold, row.target, row.valid))
         ax_row[2].set_title(f"errors, Dice {row.dice:.3f}", fontsize=10, fontweight="bold")
         for ax in ax_row:
             ax.set_xticks([])
@@ -203,7 +212,7 @@ def _example_figure(rows: list[ExampleRow], title: str) -> Figure:
         Patch(color=_rgb("fn"), label="false negative (missed pet)"),
         Patch(color=_rgb("tp"), alpha=0.5, label="true positive"),
         Line2D([], [], color=_rgb("outline"), lw=3, label="true mask outline (black line inside it)"),
-        Patch(facecolor="none", edgecolor="0.5", label="untinted: correct background, or ignored (trimap border)"),
+        Patch(facecolor="0.6", edgecolor="0.4", label="gray: correct background, or ignored (trimap border)"),
     ]
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     if title:

@@ -1,5 +1,5 @@
-"""Real multiruns through the CLI: one job directory and W&B run per job, one W&B group per sweep, and the
-sweep summary; the same with the joblib launcher running 2 jobs at once."""
+"""Real multiruns through the CLI: one job directory and W&B run per job (named from its swept value), one W&B
+group per sweep, and the sweep summary; the same with the joblib launcher running 2 jobs at once."""
 
 from __future__ import annotations
 
@@ -33,14 +33,15 @@ def run_sweep(out: Path, cli_paths: list[str], *overrides: str) -> Path:
     return sweep_dir
 
 
-def wandb_group(job_dir: Path) -> str:
+def wandb_group_and_name(job_dir: Path) -> tuple[str, str]:
     [wandb_file] = job_dir.glob("wandb/offline-run-*/run-*.wandb")
     [run] = [r["run"] for r in wandb_records(wandb_file) if r.get("type") == "run"][:1]
-    return run["run_group"]
+    return run["run_group"], run["display_name"]
 
 
 def check_sweep(sweep_dir: Path) -> list[str]:
-    """Both jobs ran in their own directories and the summary lists them; returns their W&B groups."""
+    """Both jobs ran in their own directories and the summary lists them, and their W&B runs are named from the
+    swept value; returns their W&B groups."""
     with (sweep_dir / "summary.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["job"] for r in rows] == ["0", "1"]
@@ -53,7 +54,9 @@ def check_sweep(sweep_dir: Path) -> list[str]:
         assert float(row["test_dice"]) == pytest.approx(summary["test"]["dice"], abs=1e-4)
         assert int(row["epochs"]) == summary["epochs"] == 1
     assert "| job | overrides | status |" in (sweep_dir / "summary.md").read_text()
-    return [wandb_group(sweep_dir / r["job"]) for r in rows]
+    groups, names = zip(*(wandb_group_and_name(sweep_dir / r["job"]) for r in rows))
+    assert list(names) == ["lr0.001", "lr0.003"], "a sweep job's W&B name is what it varies"
+    return list(groups)
 
 
 def test_multirun_basic_and_joblib(tmp_path: Path, cli_paths: list[str]) -> None:

@@ -117,14 +117,14 @@ def test_plot_curves_is_readable_for_any_length(tmp_path: Path, epochs: int):
         low, high = ax.get_xlim()
         ticks = [t for t in ax.get_xticks() if low <= t <= high]
         assert ticks and all(float(t).is_integer() for t in ticks)
-    best = "best val Dice 0.7600 @ 1" if epochs == 1 else "best val Dice 0.8000 @ 3"
+    best = "best val Dice 0.7600 (epoch 1)" if epochs == 1 else "best val Dice 0.8000 (epoch 3)"
     assert [line.get_label() for ax in fig.axes[:2] for line in ax.get_lines()].count(best) == 2
     plt.close(fig)
 
 
 def test_plot_curves_marks_the_given_best_epoch():
     fig = _curves_figure(metric_rows(5), "my-run", "", best_epoch=5)
-    assert "best val Dice 0.7600 @ 5" in [line.get_label() for line in fig.axes[1].get_lines()]
+    assert "best val Dice 0.7600 (epoch 5)" in [line.get_label() for line in fig.axes[1].get_lines()]
     plt.close(fig)
 
 
@@ -150,4 +150,16 @@ def test_example_grid_has_a_colour_bar_and_dice_per_row(tmp_path: Path):
     titles = [ax.get_title() for ax in fig.axes]
     assert "errors, Dice 0.432" in titles and "a (worst)\nimage, true outline" in titles
     assert fig.legends and len(fig.legends[0].get_texts()) == 5
+    plt.close(fig)
+
+
+def test_example_errors_are_drawn_on_a_gray_copy_so_no_image_colour_looks_like_an_error():
+    row = example_row("a", 0.5, "worst")  # orange (200, 120, 40): luminance 135
+    fig = _example_figure([row], "")
+    [errors] = [ax for ax in fig.axes if ax.get_title().startswith("errors")]
+    shown = np.asarray(errors.get_images()[0].get_array())
+    untouched = ~(row.prob > row.threshold) & ~row.target & ~outline(row.target, 2)
+    assert untouched.any() and (shown[untouched] == 135).all()
+    fp = (row.prob > row.threshold) & ~row.target & row.valid
+    np.testing.assert_array_equal(shown[fp], blend(np.full((int(fp.sum()), 3), 135, np.uint8), "fp", 0.45))
     plt.close(fig)

@@ -17,7 +17,7 @@ import torch
 
 from seg.engine.distributed import broadcast_object, reduce_meter
 from seg.engine.loop import batches, evaluate, train_one_epoch
-from seg.engine.progress import progress
+from seg.engine.progress import progress, show_epoch
 from seg.engine.runtime import interrupts_deferred, reseed_loader
 from seg.errors import NonFiniteError
 from seg.metrics import SegmentationMeter
@@ -82,7 +82,8 @@ def fit(t: Training, state: TrainState, hooks: Sequence[Hook]) -> Stop | None:
     Raises NonFiniteError when a loss or a weight stops being finite (before any hook sees that epoch).
     """
     trainer, meter = t.cfg.trainer, lambda: SegmentationMeter(threshold=t.cfg.threshold, device=t.device)
-    for epoch in progress(range(state.epoch + 1, trainer.epochs + 1), trainer.progress, desc="epochs"):
+    epochs = progress(range(state.epoch + 1, trainer.epochs + 1), trainer.progress, desc="epochs")
+    for epoch in epochs:
         started = time.perf_counter()
         reseed_loader(t.train_loader, t.cfg.seed, epoch)
         train_data = batches(t.train_loader, t.device, trainer.channels_last, trainer.limit_train_batches)
@@ -102,6 +103,7 @@ def fit(t: Training, state: TrainState, hooks: Sequence[Hook]) -> Stop | None:
         }  # fmt: skip
         t.schedule.after_epoch(val_m)
         log.info("epoch %d/%d  %s", epoch, trainer.epochs, EPOCH_LINE.format(row))
+        show_epoch(epochs, row)
         with interrupts_deferred():
             improved = state.record(epoch, val_m["dice"], row["seconds"])
             for hook in hooks:

@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from seg.engine.optim import LRSchedule
+from seg.engine.progress import show_running
 from seg.engine.runtime import Precision
 from seg.errors import NonFiniteLossError
 from seg.metrics import SegmentationMeter
@@ -40,7 +41,8 @@ def train_one_epoch(
     epoch: int,
     grad_clip: float | None = None,
 ) -> SegmentationMeter:
-    """Train over `data` once; returns `meter` filled with the train loss and Dice.
+    """Train over `data` once; returns `meter` filled with the train loss and Dice. When `data` is a progress bar,
+    it shows the running loss and Dice (seg.engine.progress.show_running).
 
     Raises NonFiniteLossError naming the epoch and batch when the loss becomes NaN or inf.
     """
@@ -62,6 +64,7 @@ def train_one_epoch(
         first_bad = _track_non_finite(first_bad, loss.detach(), i)
         if (i + 1) % NAN_CHECK_EVERY == 0:
             _raise_if_non_finite(first_bad, epoch)
+        show_running(data, i + 1, meter)
     _raise_if_non_finite(first_bad, epoch)
     return meter
 

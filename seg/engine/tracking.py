@@ -1,17 +1,26 @@
 """Weights & Biases tracking that never blocks training.
 
-One W&B run per job. Offline by default (no network, no login prompt); any W&B failure warns once
-and training goes on with the local history (metrics.csv, curves.png).
+One W&B run per job: a training run (job_type train; evaluations and reports: seg/engine/wandb_runs.py), named
+from what it is and grouped per run, sweep or study (`logger.run_name`, `logger.group`). Offline by default (no
+network, no login prompt); any W&B failure warns once and the command goes on with its local files.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import html
 import logging
 import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
+
+from seg.engine.evaluation import PER_IMAGE_COLUMNS, Evaluation
+from seg.schema import GROUPS, LoggerConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +39,69 @@ def redact_secrets(config: Any) -> Any:
     return config
 
 
+# --- names -----------------------------------------------------------------------------------------------
+def with_tracking_names(cfg: TrainConfig, run_dir: Path, group: str | None) -> TrainConfig:
+    """`cfg` with the W&B group and run name it is tracked under written into `cfg.logger`.
+
+    group: the sweep's or study's group when given, else `logger.group`; run name: `logger.run_name` when set,
+    else `run_name(cfg.name, run_dir)`. Stored in config.yaml and the checkpoints, they are what a resume,
+    `seg.evaluate` (same group, job_type eval) and the report find again.
+    """
+    lg = cfg.logger
+    names = {"group": group or lg.group, "run_name": lg.run_name or run_name(cfg.name, run_dir)}
+    return dataclasses.replace(cfg, logger=dataclasses.replace(lg, **names))
+
+
+def run_name(name: str, run_dir: Path) -> str:
+    """The W&B name of the run in `run_dir`: `name` for a single run; for a sweep job, the values of the keys
+    its sweep varies, read from the job's .hydra/ files: `model=unet scheduler=onecycle seed=1` ->
+    `unet-onecycle-s1`, `optimizer.lr=0.003` -> `lr0.003`, an Optuna trial starts with `t<number>`.
+    A sweep job whose varying keys are not known is `<name>-<job number>`."""
+    hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
+    if not hydra_yaml.is_file():
+        return name
+    hydra = OmegaConf.to_container(OmegaConf.load(hydra_yaml).hydra, resolve=False)
+    if hydra.get("mode") != "MULTIRUN":
+        return name
+    swept = _swept_keys(hydra, run_dir.parent / "multirun.yaml")
+    parts = []
+    for override in hydra["overrides"]["task"]:
+        key, _, value = str(override).partition("=")
+        key = key.lstrip("+~")
+        if key == "pruning.trial":
+            parts.insert(0, f"t{value}")
+        elif key in swept:
+            parts.append(_name_part(key, value))
+    return "-".join(parts) or f"{name}-{run_dir.name}"
+
+
+def _swept_keys(hydra: dict, multirun_yaml: Path) -> set[str]:
+    """Keys a sweep varies: its sweeper's `params`, and the command line's sweep overrides (`a=1,2`) that the
+    basic sweeper recorded in the sweep directory's multirun.yaml."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    keys = set((hydra.get("sweeper") or {}).get("params") or {})
+    if multirun_yaml.is_file():
+        overrides = OmegaConf.to_container(OmegaConf.load(multirun_yaml).hydra.overrides.task, resolve=False)
+        parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
+        keys |= {o.key_or_group for o in parsed if o.is_sweep_override()}
+    return keys
+
+
+def _name_part(key: str, value: str) -> str:
+    """`seed=1` -> s1, a group choice `model=unet` -> unet, `optimizer.lr=0.0031622` -> lr0.00316."""
+    if key == "seed":
+        return f"s{value}"
+    if key in GROUPS:
+        return value
+    if re.fullmatch(r"[-+]?\d*\.\d+(e[-+]?\d+)?|[-+]?\d+e[-+]?\d+", value, re.IGNORECASE):
+        value = f"{float(value):.3g}"
+    return f"{key.rsplit('.', 1)[-1]}{value}"
+
+
+# --- the tracker -------------------------------------------------------------------------------------------
 class WandbTracker:
-    """Logs per-epoch metrics and image panels to one W&B run; a no-op once W&B has failed."""
+    """Logs metrics, images, tables and artifacts to one W&B run; a no-op once W&B has failed."""
 
     def __init__(
         self,
@@ -45,6 +115,7 @@ class WandbTracker:
         mode: str,
         run_id: str | None = None,
         init_timeout: float = 60.0,
+        name: str | None = None,
     ):
         self.run = None
         mode = os.environ.get("WANDB_MODE", mode)
@@ -56,6 +127,7 @@ class WandbTracker:
                 entity=entity,
                 group=group,
                 job_type=job_type,
+                name=name,
                 tags=list(tags),
                 config=redact_secrets(config),
                 dir=str(run_dir),
@@ -67,11 +139,26 @@ class WandbTracker:
                     silent=True, console="off", x_disable_stats=True, init_timeout=init_timeout
                 ),
             )
-            self.run.define_metric("epoch")
-            self.run.define_metric("*", step_metric="epoch")
-            self.run.define_metric("val/dice", step_metric="epoch", summary="max")
+            if job_type == "train":
+                self.run.define_metric("epoch")
+                self.run.define_metric("*", step_metric="epoch")
+                self.run.define_metric("val/dice", step_metric="epoch", summary="max")
         except Exception as e:  # noqa: BLE001 -- any W&B failure must leave training running
             self._fail(e)
+
+    @classmethod
+    def for_logger(
+        cls, lg: LoggerConfig, run_dir: Path, config: dict[str, Any], *, job_type: str | None = None,
+        name: str | None = None, run_id: str | None = None,
+    ) -> WandbTracker:  # fmt: skip
+        """The run `lg` (a run's logger settings) asks for, in `run_dir`; `off()` for `logger=none`.
+        `job_type` and `name` default to the logger's."""
+        if lg.name != "wandb":
+            return cls.off()
+        return cls(
+            run_dir, config, lg.project, lg.entity, lg.group, job_type or lg.job_type, list(lg.tags), lg.mode,
+            run_id, lg.init_timeout, name or lg.run_name,
+        )  # fmt: skip
 
     @classmethod
     def off(cls) -> WandbTracker:
@@ -90,17 +177,66 @@ class WandbTracker:
 
     def _fail(self, error: Exception) -> None:
         log.warning(
-            "W&B is off for this run (%s: %s); metrics.csv keeps the history.", type(error).__name__, error
+            "W&B is off for this run (%s: %s); the local files keep everything.", type(error).__name__, error
         )
         self.run = None
 
-    def log(self, metrics: dict[str, float]) -> None:
+    def _try(self, write) -> None:
+        """Call `write(wandb module, run)`; any W&B error turns the tracker off with one warning."""
         if self.run is None:
             return
         try:
-            self.run.log(metrics)
+            import wandb
+
+            write(wandb, self.run)
         except Exception as e:  # noqa: BLE001
             self._fail(e)
+
+    def log(self, metrics: dict[str, Any]) -> None:
+        self._try(lambda wandb, run: run.log(metrics))
+
+    def log_summary(self, metrics: dict[str, Any]) -> None:
+        """Values for the run's summary (e.g. the test metrics of best.pt)."""
+        self._try(lambda wandb, run: run.summary.update(metrics))
+
+    def log_evaluation(self, prefix: str, result: Evaluation, extra: dict[str, float] | None = None) -> None:
+        """`result`'s metrics as `<prefix>/<metric>` in the summary, and its per-image table (image, Dice, TP,
+        FP, FN) as `<prefix>/per_image`."""
+        self.log_summary({f"{prefix}/{k}": v for k, v in {**result.metrics(), **(extra or {})}.items()})
+        rows = [[name, float(d), int(tp), int(fp), int(fn)]
+                for name, (d, tp, fp, fn) in zip(result.names, result.table)]  # fmt: skip
+        self.log_table(f"{prefix}/per_image", PER_IMAGE_COLUMNS, rows)
+
+    def log_table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
+        self._try(lambda wandb, run: run.log({key: wandb.Table(columns=columns, data=rows)}))
+
+    def log_text(self, key: str, text: str) -> None:
+        """Plain text (a report's markdown), shown as written."""
+        page = f"<pre style='white-space: pre-wrap'>{html.escape(text)}</pre>"
+        self._try(lambda wandb, run: run.log({key: wandb.Html(page)}))
+
+    def log_image(self, key: str, path: Path) -> None:
+        """A PNG already written (examples.png, a report's plot)."""
+        self._try(lambda wandb, run: run.log({key: wandb.Image(str(path))}))
+
+    def log_artifact(
+        self, name: str, kind: str, paths: Sequence[Path], metadata: dict[str, Any] | None = None,
+        aliases: Sequence[str] = (),
+    ) -> None:  # fmt: skip
+        """Files as one W&B artifact `name` of type `kind` (a checkpoint: `model`; a report: `report`)."""
+
+        def write(wandb, run) -> None:
+            artifact = wandb.Artifact(_artifact_name(name), type=kind, metadata=metadata or {})
+            for path in paths:
+                artifact.add_file(str(path))
+            run.log_artifact(artifact, aliases=["latest", *aliases])
+
+        self._try(write)
+
+    def log_checkpoint(self, path: Path, epoch: int, metrics: dict[str, float]) -> None:
+        """A checkpoint as artifact `model-<run id>` (type model, aliases best and epoch<N>), W&B's convention."""
+        metadata = {"epoch": epoch, **metrics}
+        self.log_artifact(f"model-{self.run_id}", "model", [path], metadata, ["best", f"epoch{epoch}"])
 
     def log_masks(
         self, epoch: int, images: torch.Tensor, probs: torch.Tensor, targets: torch.Tensor, threshold: float
@@ -109,31 +245,23 @@ class WandbTracker:
 
         images: (N, 3, H, W) in [0, 1]; probs: (N, 1, H, W) in [0, 1]; targets: (N, 1, H, W) in {0, 1, 255}.
         """
-        if self.run is None:
-            return
-        try:
-            import wandb
 
+        def write(wandb, run) -> None:
             class_labels = {0: "background", 1: "pet", 255: "ignore"}
             panel = [
                 wandb.Image(
                     (img.permute(1, 2, 0).numpy() * 255).astype("uint8"),
                     masks={
-                        "prediction": {
-                            "mask_data": (p[0] > threshold).numpy().astype("uint8"),
-                            "class_labels": class_labels,
-                        },
-                        "ground_truth": {
-                            "mask_data": t[0].numpy().astype("uint8"),
-                            "class_labels": class_labels,
-                        },
+                        "prediction": {"mask_data": (p[0] > threshold).numpy().astype("uint8"),
+                                       "class_labels": class_labels},
+                        "ground_truth": {"mask_data": t[0].numpy().astype("uint8"), "class_labels": class_labels},
                     },
                 )
                 for img, p, t in zip(images, probs, targets)
-            ]
-            self.run.log({"epoch": epoch, "val/examples": panel})
-        except Exception as e:  # noqa: BLE001
-            self._fail(e)
+            ]  # fmt: skip
+            run.log({"epoch": epoch, "val/examples": panel})
+
+        self._try(write)
 
     @torch.no_grad()
     def log_examples(
@@ -149,20 +277,11 @@ class WandbTracker:
         probs = predict_probs(model, images.to(device)).cpu()
         self.log_masks(epoch, denormalize(images), probs, torch.stack([m for _, m in items]), threshold)
 
-    def log_summary(self, metrics: dict[str, float]) -> None:
-        """Values for the run's summary (e.g. the test metrics of best.pt)."""
-        if self.run is None:
-            return
-        try:
-            self.run.summary.update(metrics)
-        except Exception as e:  # noqa: BLE001
-            self._fail(e)
-
     def finish(self, exit_code: int = 0) -> None:
-        if self.run is None:
-            return
-        try:
-            self.run.finish(exit_code=exit_code)
-        except Exception as e:  # noqa: BLE001
-            self._fail(e)
+        self._try(lambda wandb, run: run.finish(exit_code=exit_code))
         self.run = None
+
+
+def _artifact_name(name: str) -> str:
+    """W&B artifact names allow letters, digits, dashes, underscores and dots."""
+    return re.sub(r"[^\w.-]+", "-", name)
