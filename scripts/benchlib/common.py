@@ -1,4 +1,4 @@
-"""Statistics over repeats, device-synchronised timing, the suite's config and the run's conditions."""
+"""Statistics over repeats, device-synchronised timing, the suite's config and training, the run's conditions."""
 
 from __future__ import annotations
 
@@ -8,24 +8,24 @@ import platform
 import resource
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
-from omegaconf import DictConfig
 
-from seg.engine.loop import train_one_epoch
-from seg.engine.optim import LRSchedule, build_optimizer, build_schedule
-from seg.engine.runtime import Precision, seed_everything
-from seg.metrics import SegmentationMeter
+from seg.build import Training, build_training
+from seg.config import register, typed_config
+from seg.schema import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_SAMPLE = (REPO / ".." / "shared" / "data" / "oxford-iiit-pet-sample").resolve()
 """The 400-image real Oxford-IIIT Pet sample, read in place (never copied into the repository)."""
+
+SMALL_MODEL = ("model=unet", "model.base_channels=16")
+"""The fixed small model of the loader and epoch sections (UNet 16-32-64-128-256, ~1.9M parameters)."""
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS", "KMP_BLOCKTIME")
 """Environment variables that change how the CPU kernels use their threads (recorded with the results)."""
@@ -72,53 +72,39 @@ def num(x: float) -> str:
     return f"{x:.2f}"
 
 
-def sync(device: torch.device) -> None:
-    """Wait for the device's queued work (CUDA kernels run asynchronously; the CPU needs nothing)."""
+def seconds(fn: Callable[[], object], device: torch.device) -> float:
+    """Wall seconds of `fn()`, including the device work it queued (CUDA kernels run asynchronously)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def seconds(fn: Callable[[], object], device: torch.device) -> float:
-    """Wall seconds of `fn()`, including the device work it queued."""
-    sync(device)
     start = time.perf_counter()
     fn()
-    sync(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return time.perf_counter() - start
 
 
-def suite_config(overrides: Sequence[str]) -> DictConfig:
-    """The config `python -m seg.train <overrides>` would compose (conf/train.yaml), without running it."""
+def suite_config(*overrides: str) -> TrainConfig:
+    """The checked config `python -m seg.train <overrides>` would run (conf/train.yaml + seg.schema), not run."""
+    register()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+        return typed_config(compose(config_name="train", overrides=list(overrides)))
 
 
-@dataclass
-class TrainingParts:
-    """What `train_one_epoch` needs besides data, built from a config as `seg.train.fit` builds them."""
+@dataclass(frozen=True)
+class Suite:
+    """The suite as `python -m seg.train` builds it, on the bench's device, with its data and cache under `out`."""
 
-    model: torch.nn.Module
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    optimizer: torch.optim.Optimizer
-    schedule: LRSchedule
-    precision: Precision
-    scaler: torch.amp.GradScaler
+    out: Path
+    device: torch.device
 
-    @classmethod
-    def build(cls, cfg: DictConfig, device: torch.device, channels_last: bool, precision: str) -> TrainingParts:
-        """Seeded; the config's model, loss and optimizer; a constant learning rate; `precision` autocast."""
-        seed_everything(cfg.seed, cfg.trainer.deterministic)
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        model = instantiate(cfg.model).to(device, memory_format=memory_format)
-        optimizer = build_optimizer(model.parameters(), **cfg.optimizer)
-        resolved = Precision.resolve(precision, device)
-        return cls(model, instantiate(cfg.loss), optimizer, build_schedule(optimizer, "none", 1, 1), resolved,
-                   resolved.grad_scaler())
+    def config(self, *overrides: str) -> TrainConfig:
+        """The checked config of `overrides` (W&B and progress bars off: they cannot change a figure)."""
+        return suite_config(f"paths.data_dir={self.out / 'data'}", f"paths.cache_dir={self.out / 'cache'}",
+                            f"trainer.device={self.device}", "trainer.progress=false", "logger=none", *overrides)
 
-    def train(self, data: Iterable, device: torch.device, epoch: int = 1) -> None:
-        """One `train_one_epoch` over `data`."""
-        train_one_epoch(self.model, data, self.loss_fn, self.optimizer, self.schedule, self.scaler, self.precision,
-                        SegmentationMeter(device=device), epoch)
+    def training(self, *overrides: str) -> Training:
+        """`seg.build.build_training` of that config: data, loaders, model, loss, optimizer, schedule, precision."""
+        return build_training(self.config(*overrides))
 
 
 class CpuShare:

@@ -6,28 +6,25 @@ backward; elementwise ops, BatchNorm and the optimizer count 0 but take time). O
 CPU available to us changes from second to second, so every timed repeat of a step is paired with a
 short matmul measurement right after it and MFU is computed per pair; the ceiling section gives the
 machine's matmul rate on its own.
-
-Where the rest of the step goes (CPU): one step under `torch.profiler` gives the share of the step spent in
-convolution ops (forward and backward), so conv MFU = MFU / conv share is how close the convolution
-kernels themselves come to the matmul ceiling; and the minor page faults per step show whether the step
-re-faults its activations (see `seg.engine.runtime.reuse_host_memory`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import resource
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchlib.common import Stat, TrainingParts, seconds, suite_config
-from seg.engine.loop import batches
+from benchlib.common import Stat, Suite, seconds
+from seg.engine.loop import batches, train_one_epoch
+from seg.metrics import SegmentationMeter
+
+SYNTHETIC = ("data=synthetic", "data.synthetic.n=8", "data.num_workers=0")
+"""The model section feeds random batches; build_training still builds a dataset, so it gets a tiny one."""
 
 
 def ceiling_precisions(device: torch.device) -> list[str]:
@@ -89,6 +86,11 @@ class ModelCase:
     channels_last: bool
     precision: str  # trainer.precision: "32" or "bf16"
 
+    def overrides(self) -> list[str]:
+        """The case as `python -m seg.train` overrides."""
+        return [f"model={self.model}", f"data.image_size={self.size}", f"data.batch_size={self.batch}",
+                f"trainer.channels_last={str(self.channels_last).lower()}", f"trainer.precision={self.precision}"]
+
     def ceiling(self, device: torch.device) -> str:
         """The matmul precision this case's convolutions run in."""
         if self.precision == "bf16":
@@ -106,32 +108,32 @@ def model_cases(device: torch.device, models: list[str], sizes: list[int], batch
     ]
 
 
-def measure_model(case: ModelCase, device: torch.device, repeats: int, min_seconds: float,
-                  ceiling: Matmul, pair_seconds: float) -> dict[str, Any]:
-    """Images/s, GFLOP/s and MFU of the suite's training step (`train_one_epoch`) on random batches.
+def measure_model(case: ModelCase, suite: Suite, repeats: int, min_seconds: float, ceiling: Matmul,
+                  pair_seconds: float) -> dict[str, Any]:
+    """Images/s, GFLOP/s and MFU of the suite's training step on random batches.
 
-    The model, loss and optimizer are the suite's defaults for `model=<case.model>`; the batch goes
-    through `batches` (device copy and memory format) like the trainer's.
+    Model, loss, optimizer, schedule, precision and layout come from `seg.build.build_training` of the case's
+    config (the suite's defaults otherwise), the step is `seg.engine.loop.train_one_epoch` over `batches`,
+    exactly what `fit` runs.
     """
-    parts = TrainingParts.build(suite_config([f"model={case.model}"]), device, case.channels_last, case.precision)
+    t = suite.training(*case.overrides(), *SYNTHETIC)
     images = torch.randn(case.batch, 3, case.size, case.size)
     masks = (torch.rand(case.batch, 1, case.size, case.size) > 0.5).float()
 
     def steps(n: int) -> None:
-        parts.train(batches([(images, masks)] * n, device, case.channels_last), device)
+        meter = SegmentationMeter(threshold=t.cfg.threshold, device=t.device)
+        train_one_epoch(t.net, batches([(images, masks)] * n, t.device, case.channels_last), t.loss_fn,
+                        t.optimizer, t.schedule, t.scaler, t.precision, meter, 1, t.cfg.trainer.grad_clip)
 
     with FlopCounterMode(display=False) as counter:  # also the first warm-up step
         steps(1)
     flops = counter.get_total_flops()
-    n_steps = max(1, math.ceil(min_seconds / seconds(lambda: steps(1), device)))
+    n_steps = max(1, math.ceil(min_seconds / seconds(lambda: steps(1), t.device)))
     rates, mfus = [], []
-    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(repeats):
-        rate = n_steps / seconds(lambda: steps(n_steps), device)  # steps per second
+        rate = n_steps / seconds(lambda: steps(n_steps), t.device)  # steps per second
         rates.append(rate)
         mfus.append(rate * flops / 1e9 / ceiling.gflops(pair_seconds))
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before  # of the pairs' matmuls too
-    conv_share = convolution_share(lambda: steps(1)) if device.type == "cpu" else None
     return {
         "model": case.model, "size": case.size, "batch": case.batch,
         "layout": "channels_last" if case.channels_last else "contiguous",
@@ -140,16 +142,4 @@ def measure_model(case: ModelCase, device: torch.device, repeats: int, min_secon
         "images_per_s": Stat.of([r * case.batch for r in rates]).to_json(),
         "gflops": Stat.of([r * flops / 1e9 for r in rates]).to_json(),
         "mfu": Stat.of(mfus).to_json(),
-        "page_fault_mb_per_step": faults * resource.getpagesize() / (repeats * n_steps) / 2**20,
-        "conv_share": conv_share,
-        "conv_mfu": None if conv_share is None else Stat.of([m / conv_share for m in mfus]).to_json(),
     }
-
-
-def convolution_share(step: Callable[[], None]) -> float:
-    """Fraction of one CPU step's op time spent in convolution ops (forward and backward), by torch.profiler."""
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        step()
-    events = prof.key_averages()
-    total = sum(e.self_cpu_time_total for e in events)
-    return sum(e.self_cpu_time_total for e in events if "convolution" in e.key) / total

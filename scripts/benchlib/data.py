@@ -1,121 +1,120 @@
 """Loader throughput (resized uint8 cache vs decoding every JPEG) and one epoch split into data wait and compute.
 
-Both run on the real Oxford-IIIT Pet sample through the suite's own pieces: the config a user gets
-(`conf/train.yaml`, augmentation `basic`), `build_datasets`, `make_loader`, `reseed_loader`, `batches`,
-`train_one_epoch` and `evaluate`.
+Both run on the real Oxford-IIIT Pet sample (or `--sample`) through the suite's own pieces: the config a user
+gets (`conf/train.yaml`, augmentation `basic`), `seg.build.build_training` for the datasets, loaders and model,
+`seg.engine.fit.fit` for the epochs and `seg.training.test_pass` for the test pass.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader
 
-from benchlib.common import REAL_SAMPLE, Stat, TrainingParts, seconds, suite_config
-from seg.config import data_kwargs
-from seg.data import build_datasets
-from seg.engine.loop import batches, evaluate
-from seg.engine.runtime import make_loader, reseed_loader
-from seg.metrics import SegmentationMeter
+from benchlib.common import SMALL_MODEL, Stat, Suite, seconds
+from seg.engine.fit import Hook, TrainState, fit
+from seg.engine.runtime import reseed_loader
+from seg.training import test_pass
 
-T = TypeVar("T")
-
-EPOCH_MODEL = ["model=unet", "model.base_channels=16"]
-"""The fixed small model of the epoch section (UNet 16-32-64-128-256, ~1.9M parameters)."""
-WARMUP_BATCHES = 2
+EPOCH_SIZE = 128
 
 
-def _real_data(size: int, cached: bool, cache_dir: Path) -> list[str]:
-    """Overrides: the real sample at `size` px, from the cache under `cache_dir` or decoded every time."""
-    return [f"data.root={REAL_SAMPLE}", f"data.image_size={size}", f"data.cache={str(cached).lower()}",
-            f"paths.cache_dir={cache_dir}", "augmentation=basic"]
+def _real_data(sample: Path, size: int, cached: bool) -> list[str]:
+    """Overrides: the sample at `size` px, from the resized cache or decoding every file each time."""
+    return [f"data.root={sample}", f"data.image_size={size}", f"data.cache={str(cached).lower()}",
+            "augmentation=basic", *SMALL_MODEL]
 
 
-def measure_loader(size: int, cached: bool, workers_list: list[int], repeats: int, cache_dir: Path,
-                   device: torch.device) -> list[dict[str, Any]]:
-    """Images/s of whole passes over the train loader (the trainer's: workers persist across epochs), the
-    seconds to the first batch of each pass, and the start-up: the first batch of the very first pass
-    (worker start), which a run pays once per loader.
-
-    That first pass is not timed otherwise: it also reads the files into the OS page cache, for both.
-    """
-    cfg = suite_config(_real_data(size, cached, cache_dir))
-    train: Dataset = build_datasets(**data_kwargs(cfg))["train"]
+def measure_loader(suite: Suite, sample: Path, size: int, cached: bool, workers_list: list[int],
+                   repeats: int) -> list[dict[str, Any]]:
+    """Images/s of whole passes over the trainer's train loader (workers persist across epochs), reseeded per
+    pass as `fit` does. The first pass is not timed: it starts the workers and reads the files into the OS
+    page cache, for both sources."""
     rows = []
     for workers in workers_list:
-        loader = make_loader(train, cfg.data.batch_size, workers, True, device.type == "cuda")
+        t = suite.training(*_real_data(sample, size, cached), f"data.num_workers={workers}")
 
-        def one_pass(epoch: int, loader: Iterable = loader) -> tuple[float, float]:
-            """(seconds to the first batch, seconds of the whole pass)."""
-            reseed_loader(loader, cfg.seed, epoch)
-            start, first = time.perf_counter(), None
-            for _ in loader:
-                first = first or time.perf_counter() - start
-            return first, time.perf_counter() - start
+        def one_pass(epoch: int, t: Any = t) -> float:
+            reseed_loader(t.train_loader, t.cfg.seed, epoch)
+            start = time.perf_counter()
+            for _ in t.train_loader:
+                pass
+            return time.perf_counter() - start
 
-        start_up, _ = one_pass(0)
-        firsts, totals = zip(*(one_pass(epoch) for epoch in range(1, repeats + 1)))
+        one_pass(0)
+        images = len(t.datasets["train"])
         rows.append({"size": size, "source": "cache" if cached else "decode", "workers": workers,
-                     "batch": cfg.data.batch_size, "images": len(train), "start_up_s": start_up,
-                     "images_per_s": Stat.of([len(train) / t for t in totals]).to_json(),
-                     "first_batch_s": Stat.of(firsts).to_json()})
+                     "batch": t.cfg.data.batch_size, "images": images,
+                     "images_per_s": Stat.of([images / one_pass(epoch) for epoch in range(1, repeats + 1)]).to_json()})
     return rows
 
 
-class WaitClock(Iterator[T]):
-    """Passes the items of an iterable through and adds up the seconds spent waiting for each."""
+class TimedLoader:
+    """A loader for `fit` that passes its batches through and adds up the seconds the loop waited for them."""
 
-    def __init__(self, items: Iterable[T]) -> None:
-        self.items = iter(items)
+    def __init__(self, loader: DataLoader) -> None:
+        self.loader = loader
         self.waited = 0.0
 
-    def __next__(self) -> T:
-        start = time.perf_counter()
-        try:
-            return next(self.items)
-        finally:
+    @property
+    def sampler(self) -> Any:  # what reseed_loader reseeds
+        return self.loader.sampler
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        items = iter(self.loader)
+        while True:
+            start = time.perf_counter()
+            item = next(items, None)
             self.waited += time.perf_counter() - start
+            if item is None:
+                return
+            yield item
 
 
-def measure_epoch(cached: bool, workers: int, repeats: int, cache_dir: Path, device: torch.device,
+class EpochClock(Hook):
+    """Records each epoch's seconds (fit's own `seconds`) and the part of them spent waiting for batches."""
+
+    def __init__(self, loaders: list[TimedLoader]) -> None:
+        self.loaders = loaders
+        self.epochs: list[tuple[float, float]] = []  # (epoch seconds, data wait seconds)
+        self._waited = 0.0
+
+    def on_epoch(self, state: TrainState, row: dict[str, float], improved: bool) -> None:
+        waited = sum(loader.waited for loader in self.loaders)
+        self.epochs.append((row["seconds"], waited - self._waited))
+        self._waited = waited
+
+
+def measure_epoch(suite: Suite, sample: Path, cached: bool, workers: int, repeats: int,
                   limit: int | None) -> dict[str, Any]:
-    """Seconds of one epoch (train pass + val pass) at 128 px with `EPOCH_MODEL`, and the part of it
-    spent waiting for batches (loader, device copy); compute = the rest. A short untimed warm-up first.
+    """Seconds of an epoch of `fit` (train pass + val pass) at 128 px with the small model and the part of it
+    spent waiting for batches (compute = the rest), then the test pass a job ends with (`evaluate_dataset`
+    on the test split, as train's test after fit and seg.evaluate run it).
 
-    `limit` caps the batches of each pass (None: all).
+    `fit` runs `repeats` + 1 epochs; the first (worker start, first-step set-up) is not counted. `limit` caps
+    the batches of each train and val pass (None: all).
     """
-    cfg = suite_config([*_real_data(128, cached, cache_dir), *EPOCH_MODEL])
-    channels_last = bool(cfg.trainer.channels_last)
-    parts = TrainingParts.build(cfg, device, channels_last, cfg.trainer.precision)
-    datasets = build_datasets(**data_kwargs(cfg))
-    pin = device.type == "cuda"
-    train_loader = make_loader(datasets["train"], cfg.data.batch_size, workers, True, pin)
-    val_loader = make_loader(datasets["val"], cfg.data.batch_size, workers, False, pin)
-    totals, waits = [], []
-    for epoch in range(repeats + 1):  # epoch 0: a warm-up of WARMUP_BATCHES, not timed
-        reseed_loader(train_loader, cfg.seed, epoch)
-        epoch_limit = WARMUP_BATCHES if epoch == 0 else limit
-        train_data = WaitClock(batches(train_loader, device, channels_last, epoch_limit))
-        val_data = WaitClock(batches(val_loader, device, channels_last, epoch_limit))
-
-        def run(train_data: Iterable = train_data, val_data: Iterable = val_data, epoch: int = epoch) -> None:
-            parts.train(train_data, device, epoch)
-            evaluate(parts.model, val_data, parts.loss_fn, parts.precision, SegmentationMeter(device=device))
-
-        total = seconds(run, device)
-        if epoch > 0:
-            totals.append(total)
-            waits.append(train_data.waited + val_data.waited)
-    n_batches = len(train_loader) if limit is None else min(limit, len(train_loader))
+    limits = [] if limit is None else [f"trainer.limit_train_batches={limit}", f"trainer.limit_val_batches={limit}"]
+    t = suite.training(*_real_data(sample, EPOCH_SIZE, cached), f"data.num_workers={workers}",
+                       f"trainer.epochs={repeats + 1}", *limits)
+    t = dataclasses.replace(t, train_loader=TimedLoader(t.train_loader), val_loader=TimedLoader(t.val_loader))
+    clock = EpochClock([t.train_loader, t.val_loader])
+    fit(t, TrainState(), [clock])
+    epochs, waits = zip(*clock.epochs[1:])
+    test_s = [seconds(lambda: test_pass(t), t.device) for _ in range(repeats)]
     return {
-        "size": 128, "model": " ".join(EPOCH_MODEL), "source": "cache" if cached else "decode",
-        "workers": workers, "batch": cfg.data.batch_size, "train_images": len(datasets["train"]),
-        "val_images": len(datasets["val"]), "train_batches": n_batches,
-        "epoch_s": Stat.of(totals).to_json(), "wait_s": Stat.of(waits).to_json(),
-        "compute_s": Stat.of([t - w for t, w in zip(totals, waits)]).to_json(),
-        "wait_fraction": Stat.of([w / t for t, w in zip(totals, waits)]).to_json(),
+        "size": EPOCH_SIZE, "model": " ".join(SMALL_MODEL), "source": "cache" if cached else "decode",
+        "workers": workers, "batch": t.cfg.data.batch_size, "train_images": len(t.datasets["train"]),
+        "val_images": len(t.datasets["val"]), "train_batches": t.steps_per_epoch,
+        "epoch_s": Stat.of(epochs).to_json(), "wait_s": Stat.of(waits).to_json(),
+        "compute_s": Stat.of([e - w for e, w in zip(epochs, waits)]).to_json(),
+        "wait_fraction": Stat.of([w / e for e, w in zip(epochs, waits)]).to_json(),
+        "test_images": len(t.datasets["test"]), "test_s": Stat.of(test_s).to_json(),
     }

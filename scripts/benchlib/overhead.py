@@ -12,7 +12,6 @@ them are the cost of each stage.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchlib.common import REPO, Stat
+from seg.rundir import RunDir
 
 TINY_JOB = [
     "data=synthetic", "data.synthetic.n=20", "data.image_size=32", "data.batch_size=2", "data.num_workers=0",
@@ -59,6 +59,14 @@ def _stages(work: Path, repeat: int) -> dict[str, tuple[list[str], Path | None]]
     }
 
 
+def _loop_seconds(run_dir: Path) -> float:
+    """The seconds of fit's epoch loop that a finished job recorded in its summary.json."""
+    summary = RunDir(run_dir).read_summary()
+    if summary is None or not summary.status.finished:
+        raise RuntimeError(f"the job in {run_dir} left no finished summary.json")
+    return summary.seconds
+
+
 def measure_overhead(work: Path, repeats: int) -> list[dict[str, Any]]:
     """Seconds of each stage, median/min/max over `repeats` rounds (the stages alternate within a round).
 
@@ -72,7 +80,7 @@ def measure_overhead(work: Path, repeats: int) -> list[dict[str, Any]]:
         for stage, (args, run_dir) in _stages(work, repeat).items():
             walls.setdefault(stage, []).append(_run(args))
             if run_dir is not None:
-                loops.setdefault(stage, []).append(json.loads((run_dir / "summary.json").read_text())["seconds"])
+                loops.setdefault(stage, []).append(_loop_seconds(run_dir))
     rows = []
     for stage, values in walls.items():
         row: dict[str, Any] = {"stage": stage, "seconds": Stat.of(values).to_json()}
