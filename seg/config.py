@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -18,6 +19,10 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from seg import schema
 from seg.errors import ConfigError
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+"""The config tree, as an absolute path: Hydra finds it from `python -m seg.train` and the installed `seg-train`
+alike (a relative config_path under a console script would be looked up as a Python package)."""
 
 
 def register() -> None:

@@ -273,11 +273,14 @@ class LoggerConfig:
     entity: str | None = knob(None, neutral=True)
     mode: str = knob("offline", one_of("offline", "online", "disabled"), neutral=True)
     group: str = knob("${name}", neutral=True)
+    # the W&B run's name; null: the run's `name`, or in a sweep the job's swept values (unet-onecycle-s1)
+    run_name: str | None = knob(None, neutral=True)
     job_type: str = knob("train", neutral=True)
     init_timeout: float = knob(60.0, POSITIVE, neutral=True)
     tags: list[str] = knob([], neutral=True)
     log_images_every: int = knob(5, at_least(0), neutral=True)
     num_images: int = knob(8, at_least(1), neutral=True)
+    log_checkpoints: bool = knob(False, neutral=True)  # best.pt as a W&B artifact (type model) after training
 
 
 @dataclass
@@ -290,23 +293,50 @@ class PathsConfig:
 
 @dataclass
 class PruningConfig:
-    """Set by hparams_search configs; `trial` is set per job by the seg_optuna sweeper."""
+    """Set by hparams_search configs; `trial` is set per job by the seg_optuna sweeper. `pruner` picks Optuna's rule:
+    median (startup_trials, warmup_epochs, min_trials), successive_halving / hyperband (min_resource,
+    reduction_factor, bootstrap_count), or none (every trial trains to the end)."""
 
     storage: str | None = knob(None, neutral=True)
     study_name: str | None = knob(None, neutral=True)
     trial: int | None = knob(None, neutral=True)
+    pruner: str = knob("median", one_of("none", "median", "successive_halving", "hyperband"), neutral=True)
     startup_trials: int = knob(5, at_least(0), neutral=True)
     warmup_epochs: int = knob(2, at_least(0), neutral=True)
     min_trials: int = knob(1, at_least(1), neutral=True)
+    min_resource: int = knob(1, at_least(1), neutral=True)
+    reduction_factor: int = knob(3, at_least(2), neutral=True)
+    bootstrap_count: int = knob(0, at_least(0), neutral=True)
 
 
 @dataclass
 class AblationConfig:
-    """Read by seg.report: the ablated key, its baseline value and the reports' finding it checks."""
+    """One ablation of a study (seg/study): `factor` (a config group or key) takes each of `values` and is compared
+    against `baseline` within each combination of the `strata` ({key: values}, e.g. {model: [unet, ...]}), paired
+    by seed. The experiment file that holds it sets the ablation's fixed settings; `finding` is the claim it checks."""
 
     factor: str = knob(MISSING, neutral=True)
+    values: list[str] = knob(MISSING, neutral=True)
     baseline: str = knob(MISSING, neutral=True)
+    strata: dict[str, list[str]] = field(default_factory=dict, metadata={"check": None, "neutral": True})
     finding: str | None = knob(None, neutral=True)
+
+
+@dataclass
+class StudyConfig:
+    """A study (`-m study=ablations`, the seg_study sweeper): ablations over seeds, deduplicated and resumable."""
+
+    name: str = knob("study", neutral=True)
+    # experiment configs with an `ablation` block; [] (e.g. `-m experiment=ablation_scheduler`): this config's own
+    experiments: list[str] = knob([], neutral=True)
+    seeds: list[int] = knob([0, 1, 2], (lambda v: len(v) >= 1 and len(set(v)) == len(v), "distinct integers"),
+                            neutral=True)  # fmt: skip
+    # add seeds only to unresolved comparisons, up to this many (a sequential design of `looks` looks); null: off
+    max_seeds: int | None = knob(None, at_least(2), neutral=True)
+    looks: int = knob(3, at_least(2), neutral=True)
+    margin: float = knob(0.01, WEIGHT, neutral=True)  # the largest difference that counts as none (metric units)
+    alpha: float = knob(0.05, FRACTION, neutral=True)
+    metric: str = knob("test_dice", one_of("test_dice", "best_val_dice"), neutral=True)
 
 
 @dataclass
@@ -329,6 +359,7 @@ class TrainConfig:
     tags: list[str] = knob([], neutral=True)
     pruning: PruningConfig | None = knob(None, neutral=True)
     ablation: AblationConfig | None = knob(None, neutral=True)
+    study: StudyConfig | None = knob(None, neutral=True)
 
 
 @dataclass
@@ -400,5 +431,5 @@ GROUPS: dict[str, dict[str, type]] = {
 ROOTS: dict[str, type] = {"train": TrainConfig, "evaluate": EvaluateConfig, "predict": PredictConfig}
 """Entry config name -> its schema, registered as `base_<name>`."""
 
-GLOBAL_GROUPS = ("experiment", "debug", "hparams_search", "profile")
+GLOBAL_GROUPS = ("experiment", "debug", "hparams_search", "profile", "study")
 """Groups whose options are `# @package _global_` files: they may set any key."""

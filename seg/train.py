@@ -7,6 +7,7 @@ Returns the best val Dice (NaN or inf -> 0.0), which multirun sweeps and Optuna 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -18,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from seg.config import register, typed_config
+from seg.config import CONF_DIR, register, typed_config
 from seg.engine.distributed import broadcast_object, init_distributed, shutdown_distributed
 from seg.engine.runtime import Interrupted, resolve_device, stop_signals_interrupt
 from seg.errors import SegError, exit_on_user_error, find_user_error
@@ -32,7 +33,7 @@ log = logging.getLogger("seg.train")
 register()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; user errors are one clear line, and a sweep job never crashes the sweep."""
     hydra_cfg = HydraConfig.get()
@@ -44,6 +45,8 @@ def main(cfg: DictConfig) -> float:
         with exit_on_user_error():
             try:
                 typed: TrainConfig = typed_config(cfg)
+                if typed.resume is None and in_sweep and requeued(RunDir(hydra_dir)):
+                    typed = dataclasses.replace(typed, resume=str(hydra_dir))
                 resume = resume_run(typed, list(hydra_cfg.overrides.task)) if typed.resume else None
             except SegError:
                 if not in_sweep:
@@ -56,7 +59,8 @@ def main(cfg: DictConfig) -> float:
                     print(f"{run.path} already finished ({done.status.value}, {done.epochs} epochs): nothing to do")
                     remove_if_unused(hydra_dir)
                     return done.best_val_dice
-                _log_to(run.log)
+                if run.path.resolve() != hydra_dir.resolve():  # a requeued job's own log is already the run's
+                    _log_to(run.log)
             else:
                 run = RunDir(shared_run_dir(hydra_dir, typed))
             config = resume.config if resume else typed
@@ -66,6 +70,8 @@ def main(cfg: DictConfig) -> float:
         print(f"interrupted ({e.signal_name}): {resume_hint(run)}", file=sys.stderr)
         sys.exit(143 if e.signal_name == "SIGTERM" else 130)
     except (Exception, SystemExit) as e:
+        if isinstance(e, SystemExit) and find_user_error(e) is None:
+            raise  # an exit the job did not decide, e.g. submitit's once it requeued the job: no result, no failure
         record_failure(run, e)
         if not in_sweep:
             raise
@@ -79,6 +85,12 @@ def main(cfg: DictConfig) -> float:
     return summary.best_val_dice
 
 
+def requeued(run: RunDir) -> bool:
+    """A job SLURM requeued (preemption, time limit): submitit runs it again in the same job directory with the same
+    overrides, so it continues from that directory's last.pt instead of starting over."""
+    return os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0") and run.last.is_file()
+
+
 def resume_hint(run: RunDir) -> str:
     """Where the run stands and the exact command that continues it."""
     if not run.last.is_file():
@@ -89,10 +101,14 @@ def resume_hint(run: RunDir) -> str:
 
 
 def wandb_group(logger: object) -> str | None:
-    """One W&B group per sweep: `<group>-<sweep dir name>` (its time), shared by the sweep's jobs only."""
+    """One W&B group per sweep: `<group>-<sweep dir name>` (its time), shared by the sweep's jobs only; the trials of
+    a stored Optuna study, over all its reruns and workers: `<group>-<study name>` (just the group when equal)."""
     group = getattr(logger, "group", None)
     if group is None or HydraConfig.get().mode != RunMode.MULTIRUN:
         return group
+    sweeper = HydraConfig.get().sweeper
+    if sweeper.get("storage") and sweeper.get("study_name"):
+        return group if group == sweeper.study_name else f"{group}-{sweeper.study_name}"
     return f"{group}-{Path(HydraConfig.get().sweep.dir).name}"
 
 

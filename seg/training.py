@@ -17,7 +17,7 @@ from seg.engine.evaluation import Evaluation, evaluate_dataset
 from seg.engine.fit import Hook, TrainState, fit
 from seg.engine.hooks import CheckpointHook, EarlyStopHook, HistoryHook, TrackerHook
 from seg.engine.runtime import Interrupted, restore_rng_state
-from seg.engine.tracking import WandbTracker
+from seg.engine.tracking import WandbTracker, with_tracking_names
 from seg.errors import find_user_error
 from seg.inference import load_weights
 from seg.resume import Resume
@@ -42,6 +42,7 @@ def train(
 ) -> Summary:  # fmt: skip
     """Train as `cfg` says into `run`; returns the summary (also summary.json). Interrupted and errors propagate
     after summary.json says `interrupted` / `failed`; best.pt and last.pt only ever hold finite finished epochs."""
+    cfg = with_tracking_names(cfg, run.path, wandb_group)
     t = build_training(cfg)
     state = _restore(t, resume) if resume else TrainState()
     main = t.ctx.is_main
@@ -51,7 +52,7 @@ def train(
     if main:
         atomic_write(run.config, config_yaml.encode())
         run.write_summary(_with_state(summary, state))
-        tracker = _tracker(cfg, run, state.wandb_id, wandb_group)
+        tracker = WandbTracker.for_logger(cfg.logger, run.path, yaml.safe_load(config_yaml), run_id=state.wandb_id)
         state.wandb_id = tracker.run_id
     hooks: list[Hook] = []
     if main:
@@ -64,12 +65,18 @@ def train(
         hooks += extra_hooks  # a search's pruner: rank 0 reports to the study, and its decision is broadcast
     try:
         stop = fit(t, state, hooks)
-        summary.status = stop.status if stop else Status.COMPLETED
         if state.best_dice <= 0:
             summary.warnings.append(
                 "val Dice stayed 0.0: the model predicts no pet pixel; check optimizer.lr, the data and threshold"
             )
             log.warning(summary.warnings[-1])
+        pruned = stop is not None and stop.status == Status.PRUNED  # a pruned trial is not worth a test pass
+        if cfg.trainer.test_after_fit and main and state.best_epoch > 0 and not pruned:  # finished once tested
+            result = test_best(t, run)
+            summary.test = result.metrics()
+            result.write_per_image(run.test_per_image)
+            tracker.log_evaluation("test", result)
+        summary.status = stop.status if stop else Status.COMPLETED
     except Interrupted as e:
         summary.status, summary.error = Status.INTERRUPTED, f"{e.signal_name} after epoch {state.epoch}"
         raise
@@ -81,30 +88,31 @@ def train(
             run.write_summary(_with_state(summary, state))
             if not summary.status.finished:
                 tracker.finish(exit_code=1)
-    if cfg.trainer.test_after_fit and main and state.best_epoch > 0:
-        result = test_best(t, run)
-        summary.test = result.metrics()
-        result.write_per_image(run.test_per_image)
-        run.write_summary(summary)
-        tracker.log_summary({f"test/{k}": v for k, v in summary.test.items()})
+    if cfg.logger.log_checkpoints and run.best.is_file():
+        tracker.log_checkpoint(run.best, state.best_epoch, {"val/dice": state.best_dice})
     tracker.finish(exit_code=0)
     return summary
 
 
 def test_best(t: Training, run: RunDir) -> Evaluation:
     """best.pt on the whole test split, through the same evaluation as seg.evaluate."""
-    load_weights(t.model, load_checkpoint(run.best, t.device), run.best)
+    best = load_checkpoint(run.best, t.device)
+    load_weights(t.model, best, run.best)
+    result = test_pass(t)
+    m = result.metrics()
+    log.info("test (best.pt, epoch %d): dice %.4f, pooled dice %.4f, %d images", best.epoch, m["dice"],
+             m["dice_pooled"], m["count"])  # fmt: skip
+    return result
+
+
+def test_pass(t: Training) -> Evaluation:
+    """The model as it is, on the whole test split, with the run's loss, threshold, batch size and precision."""
     cfg = t.cfg
-    result = evaluate_dataset(
+    return evaluate_dataset(
         t.model, t.datasets["test"], loss_fn=t.loss_fn, threshold=cfg.threshold, batch_size=cfg.data.batch_size,
         num_workers=cfg.data.num_workers, device=t.device, precision=t.precision,
         channels_last=cfg.trainer.channels_last,
     )  # fmt: skip
-    m = result.metrics()
-    best_epoch = run.read_summary().best_epoch
-    log.info("test (best.pt, epoch %d): dice %.4f, pooled dice %.4f, %d images", best_epoch, m["dice"],
-             m["dice_pooled"], m["count"])  # fmt: skip
-    return result
 
 
 def _restore(t: Training, resume: Resume) -> TrainState:
@@ -128,13 +136,3 @@ def sweep_value(value: float) -> float:
     """The objective a sweep sees: best val Dice, with NaN, inf or 'no epoch' as 0.0."""
     return float(value) if math.isfinite(value) and value >= 0 else 0.0
 
-
-def _tracker(cfg: TrainConfig, run: RunDir, run_id: str | None, group: str | None) -> WandbTracker:
-    lg = cfg.logger
-    if lg.name != "wandb":
-        return WandbTracker.off()
-    config = yaml.safe_load(to_yaml(cfg))
-    return WandbTracker(
-        run.path, config, lg.project, lg.entity, group or lg.group, lg.job_type, list(lg.tags), lg.mode, run_id,
-        lg.init_timeout,
-    )  # fmt: skip
