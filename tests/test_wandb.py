@@ -146,6 +146,8 @@ def test_markdown_tables_are_read_with_their_headings() -> None:
     assert verdicts[0] == "1_verdicts" and verdicts[1] == ["arm", "baseline", "difference", "verdict"]
     assert verdicts[2][1] == ["strong", "basic", -0.03, "difference"]
     assert seeds == ("2_seeds", ["seed", "dice"], [[0.0, 0.91]])
+    [(_, _, compute)] = markdown_tables("## Compute\n| | count |\n|---|---|\n| runs | 24 |\n| wall time | |\n")
+    assert compute == [["runs", "24.0"], ["wall time", ""]]  # a W&B table column holds one type
 
 
 def test_report_is_a_run_of_the_study_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

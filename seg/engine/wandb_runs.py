@@ -88,7 +88,8 @@ def markdown_tables(text: str) -> list[tuple[str, list[str], list[list[Any]]]]:
             continue
         if len(block) >= 2:
             key = f"{len(tables) + 1}_{heading}"
-            tables.append((key, [str(c) for c in block[0]], [r for r in block[2:] if len(r) == len(block[0])]))
+            rows = _uniform([r for r in block[2:] if len(r) == len(block[0])])
+            tables.append((key, [str(c) for c in block[0]], rows))
         block = []
         if line.startswith("#"):
             heading = re.sub(r"\W+", "_", line.lstrip("#").strip().lower()).strip("_")[:40] or "table"
@@ -103,7 +104,14 @@ def _cell(text: str) -> Any:
         return text
 
 
+def _uniform(rows: list[list[Any]]) -> list[list[Any]]:
+    """Rows whose columns each hold one type (W&B tables refuse a column of numbers and text): a column with any
+    text cell becomes all text."""
+    text = {i for r in rows for i, c in enumerate(r) if isinstance(c, str)}
+    return [[str(c) if i in text else c for i, c in enumerate(r)] for r in rows]
+
+
 def _read_csv(path: Path) -> tuple[list[str], list[list[Any]]]:
     with path.open(newline="") as f:
         rows = list(csv.reader(f))
-    return (rows[0], [[_cell(c) for c in r] for r in rows[1:]]) if rows else ([], [])
+    return (rows[0], _uniform([[_cell(c) for c in r] for r in rows[1:]])) if rows else ([], [])
