@@ -7,6 +7,7 @@ can take, ImageNet weights at their width) hold. Errors are one line naming the 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import yaml
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from seg import schema
@@ -63,6 +64,22 @@ def require(value: Any, key: str, example: str) -> None:
     """ConfigError when the required `key` was not given."""
     if value is None:
         raise ConfigError(f"missing config value: {key} is required, e.g. {example}")
+
+
+def typed_job_config(cfg: DictConfig) -> Any:
+    """The checked config of a sweep job composed by a sweeper (a config that still holds its `hydra` node), with
+    `${hydra:...}` resolved against that job's own hydra node, as the launcher will run it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    job = copy.deepcopy(cfg)
+    hydra_config, previous = HydraConfig.instance(), HydraConfig.instance().cfg
+    hydra_config.set_config(job)
+    try:
+        with read_write(job), open_dict(job):
+            job.pop("hydra", None)
+        return typed_config(job)
+    finally:
+        hydra_config.cfg = previous
 
 
 def _unknown_keys(node: Any, prefix: str) -> list[tuple[str, list[str]]]:

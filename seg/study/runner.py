@@ -14,7 +14,6 @@ At the end the study writes study.json and the report (seg.report) into the stud
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 import time
@@ -24,9 +23,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig
 
-from seg.config import typed_config
+from seg.config import typed_job_config
 from seg.engine.wandb_runs import log_report
 from seg.errors import ConfigError, SegError
 from seg.report import write_report
@@ -49,12 +48,12 @@ def run_study(config: DictConfig, arguments: list[str], compose_raw: Callable[[l
               launch: Callable[[list[list[str]]], None]) -> StudyRecord:  # fmt: skip
     """Run (or continue) the study of the composed multirun `config`; returns what study.json records."""
     refuse_sweeps(arguments)
-    own = task_config(config)
+    own = typed_job_config(config)
     study = own.study or StudyConfig(name=own.name)
     study_dir = Path(str(config.hydra.sweep.dir)).absolute()
 
     def compose(overrides: list[str]) -> TrainConfig:
-        return task_config(compose_raw(overrides))
+        return typed_job_config(compose_raw(overrides))
 
     ablations = load_ablations(study, own, compose, arguments)
     seeds, first = seed_sequence(study), len(study.seeds)
@@ -92,14 +91,6 @@ def run_study(config: DictConfig, arguments: list[str], compose_raw: Callable[[l
         raise StudyFailed(f"no run of study {study.name} completed ({len(runs)} runs); see {report}")
     print(f"Study report: {report}")
     return record
-
-
-def task_config(config: DictConfig) -> TrainConfig:
-    """The checked TrainConfig of a composed config that still has its `hydra` node."""
-    cfg = copy.deepcopy(config)
-    with read_write(cfg), open_dict(cfg):
-        cfg.pop("hydra", None)
-    return typed_config(cfg)
 
 
 def refuse_sweeps(arguments: list[str]) -> None:

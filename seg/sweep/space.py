@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, Override
 from hydra.errors import HydraException
 from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
-from seg.config import result_items, typed_config
+from seg.config import result_items, typed_job_config
 from seg.errors import ConfigError
 from seg.schema import TrainConfig
 
@@ -82,10 +81,7 @@ def trial_config(
     configs = []
     for values in variants:
         cfg = loader.load_sweep_config(master, overrides + [f"{key}={value}" for key, value in values.items()])
-        HydraConfig.instance().set_config(cfg)  # for ${hydra:...}, as the launcher sets it for each job
-        with open_dict(cfg):
-            del cfg["hydra"]
-        configs.append(typed_config(cfg))
+        configs.append(typed_job_config(cfg))
     return configs[0]
 
 
