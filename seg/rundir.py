@@ -63,6 +63,11 @@ class Summary:
     test: dict[str, float] | None = None  # test metrics of best.pt
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def test_dice(self) -> float | None:
+        """Mean per-image test Dice of best.pt, or None when the run was not tested."""
+        return None if self.test is None else self.test.get("dice")
+
     def to_json(self) -> str:
         return json.dumps({**dataclasses.asdict(self), "status": self.status.value}, indent=2) + "\n"
 

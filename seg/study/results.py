@@ -67,9 +67,7 @@ class Run:
         """test_dice (mean over test images) or best_val_dice of a completed run, else None."""
         if not self.completed:
             return None
-        if metric == "test_dice":
-            return None if self.summary.test is None else self.summary.test.get("dice")
-        return self.summary.best_val_dice
+        return self.summary.test_dice if metric == "test_dice" else self.summary.best_val_dice
 
     @cached_property
     def per_image(self) -> dict[str, float] | None:

@@ -38,7 +38,7 @@ class JobResult:
 
     @property
     def test_dice(self) -> float | None:
-        return None if self.summary is None or self.summary.test is None else self.summary.test.get("dice")
+        return None if self.summary is None else self.summary.test_dice
 
     @property
     def epochs(self) -> int | None:
