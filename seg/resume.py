@@ -10,10 +10,13 @@ schedule does not depend on the run's length (none, plateau); with cosine or One
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from seg import schema
+from seg.claims import Claim, acquire
 from seg.config import result_items, train_config_from_yaml, walk
 from seg.errors import ConfigError
 from seg.rundir import Checkpoint, RunDir, load_checkpoint, resume_checkpoint_path
@@ -27,6 +30,15 @@ class Resume:
     checkpoint: Checkpoint
     config: schema.TrainConfig
     extended_from: int | None = None  # the stored trainer.epochs, when this resume extends the run
+
+
+def claim_run(cfg: schema.TrainConfig, job_dir: Path) -> Claim | None:
+    """Claim the run directory this command writes (the run `resume=` names, else its own job directory) before
+    anything is read from it or written to it: a second command on that run stops with ClaimBusy. Rank 0 only."""
+    if os.environ.get("RANK", "0") != "0":
+        return None
+    target = resume_checkpoint_path(str(cfg.resume))[0].path if cfg.resume else job_dir
+    return acquire(target, "seg.train", hint=f"run one command per run; when it has ended: seg.train resume={target}")
 
 
 def touched_prefixes(overrides: list[str]) -> list[str]:

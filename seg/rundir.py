@@ -6,8 +6,9 @@ report and the bench read them through it. A run directory holds:
     config.yaml             the run's config, resolved (seg.schema.TrainConfig as plain YAML)
     metrics.csv, curves.png one row per finished epoch, and its plot
     summary.json            Summary: status, best val Dice and epoch, epochs, seconds, test metrics, error
-    test_per_image.csv      per test image of best.pt: Dice and TP/FP/FN pixel counts
-    checkpoints/best.pt     the best val Dice so far; last.pt: the last finished epoch (only last.pt resumes)
+    test_per_image.csv      per test image of best.pt: Dice and TP/FP/FN pixel counts (_last.csv, _ema.csv: of those)
+    checkpoints/best.pt     the best val Dice so far; last.pt: the last finished epoch (only last.pt resumes);
+                            ema.pt: the weights' moving average (with trainer.ema_decay)
     train.log, .hydra/      the log and Hydra's record of the command
     eval/<split>_<time>/    seg.evaluate results of this run's checkpoints
 """
@@ -43,6 +44,7 @@ class Status(str, Enum):
     PRUNED = "pruned"  # stopped early by an Optuna pruner: a finished, valid result
     FAILED = "failed"
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: last.pt holds the last finished epoch; resume continues
+    KILLED = "killed"  # found `running` with no live holder (SIGKILL, out of memory, a lost node); resume continues
 
     @property
     def finished(self) -> bool:
@@ -62,11 +64,17 @@ class Summary:
     error: str | None = None
     test: dict[str, float] | None = None  # test metrics of best.pt
     warnings: list[str] = field(default_factory=list)
+    test_of: dict[str, dict[str, float]] = field(default_factory=dict)  # of the other CHECKPOINTS: last, ema
 
     @property
     def test_dice(self) -> float | None:
         """Mean per-image test Dice of best.pt, or None when the run was not tested."""
-        return None if self.test is None else self.test.get("dice")
+        return self.test_dice_of("best")
+
+    def test_dice_of(self, checkpoint: str) -> float | None:
+        """Mean per-image test Dice of one of CHECKPOINTS, or None when it was not tested."""
+        test = self.test if checkpoint == "best" else self.test_of.get(checkpoint)
+        return None if test is None else test.get("dice")
 
     def to_json(self) -> str:
         return json.dumps({**dataclasses.asdict(self), "status": self.status.value}, indent=2) + "\n"
@@ -92,7 +100,16 @@ class RunDir:
     checkpoints = property(lambda self: self.path / "checkpoints")
     best = property(lambda self: self.path / "checkpoints" / "best.pt")
     last = property(lambda self: self.path / "checkpoints" / "last.pt")
+    ema = property(lambda self: self.path / "checkpoints" / "ema.pt")
     log = property(lambda self: self.path / "train.log")
+
+    def checkpoint(self, name: str) -> Path:
+        """checkpoints/<name>.pt of one of CHECKPOINTS."""
+        return self.checkpoints / f"{name}.pt"
+
+    def test_per_image_of(self, checkpoint: str) -> Path:
+        """The per-image test CSV of one of CHECKPOINTS (best.pt's is test_per_image.csv)."""
+        return self.test_per_image if checkpoint == "best" else self.path / f"test_per_image_{checkpoint}.csv"
 
     def read_summary(self) -> Summary | None:
         """The run's summary, or None when it has none (never started) or it is unreadable."""
@@ -131,6 +148,8 @@ def atomic_write(path: Path, data: bytes) -> None:
 # --- checkpoints -----------------------------------------------------------------------------------------------
 CHECKPOINT_FORMAT = "seg-checkpoint"
 CHECKPOINT_VERSION = 2
+CHECKPOINTS = ("best", "last", "ema")
+"""The checkpoints a run tests after fit (ema with trainer.ema_decay); a study judges one (study.checkpoint)."""
 
 
 @dataclass
@@ -149,10 +168,12 @@ class Checkpoint:
     schedule: dict[str, Any]
     scaler: dict[str, Any]
     rng: dict[str, Any]
+    ema: dict[str, Any] | None = None  # last.pt with trainer.ema_decay: seg.engine.ema.WeightAverage's state
 
 
 _TYPES = {"model": dict, "config": str, "epoch": int, "state": dict,
           "optimizer": dict, "schedule": dict, "scaler": dict, "rng": dict}  # fmt: skip
+_OPTIONAL = {"ema": dict}
 
 
 def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
@@ -190,9 +211,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         )
     missing = [k for k in _TYPES if k not in raw]
     wrong = [k for k, t in _TYPES.items() if k in raw and not isinstance(raw[k], t)]
+    wrong += [k for k, t in _OPTIONAL.items() if raw.get(k) is not None and not isinstance(raw[k], t)]
     if missing or wrong:
         raise CheckpointError(f"{path} is a damaged seg checkpoint: missing {missing}, wrong type {wrong}")
-    return Checkpoint(**{k: raw[k] for k in _TYPES})
+    return Checkpoint(**{k: raw[k] for k in _TYPES}, **{k: raw.get(k) for k in _OPTIONAL})
 
 
 def resume_checkpoint_path(target: str | Path) -> tuple[RunDir, Path]:
@@ -244,10 +266,14 @@ def run_dir_for(name: str, resume: str | None, output_dir: str, stamp: str) -> s
     return f"{output_dir}/resumes/{stamp}"
 
 
-def eval_dir_for(ckpt: str | None, output_dir: str, tag: str) -> str:
+def eval_dir_for(ckpt: str | list[str] | None, output_dir: str, tag: str) -> str:
     """Where seg.evaluate writes: `<run>/eval/<tag>` for a checkpoint of a run under `output_dir`, else
-    `<output_dir>/eval/<checkpoint name>_<tag>`. Never outside `output_dir`."""
+    `<output_dir>/eval/<checkpoint name>_<tag>` (`ensemble_<tag>` for several). Never outside `output_dir`."""
     output_dir = output_dir_for(output_dir)
+    if not isinstance(ckpt, str | None):  # ckpt=[a.pt,...]: one checkpoint, or an ensemble
+        if len(ckpt) != 1:
+            return f"{output_dir}/eval/ensemble_{tag}"
+        ckpt = str(ckpt[0])
     if ckpt not in (None, "", "None", "null", "???"):
         run = RunDir.of_checkpoint(Path(ckpt))
         if run is not None and inside(run.path, Path(output_dir)):

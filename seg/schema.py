@@ -15,13 +15,20 @@ from typing import Any  # noqa: UP035 -- OmegaConf reads Optional[...] from the 
 
 from omegaconf import MISSING
 
+from seg.study.rules import FAMILIES, SPENDING, TESTS
+
 Check = tuple[Callable[[Any], bool], str]
 
 
-def knob(default: Any = MISSING, check: Check | None = None, neutral: bool = False) -> Any:
-    """A schema field: its default, its allowed values (predicate, text) and whether it is result-neutral."""
+def knob(
+    default: Any = MISSING, check: Check | None = None, neutral: bool = False, keyed_once_set: bool = False
+) -> Any:
+    """A schema field: its default, its allowed values (predicate, text) and whether it is result-neutral.
+
+    keyed_once_set: a key added after runs were keyed; at its default it is left out of a run's key
+    (seg.config.result_items), so the runs made before it keep their keys."""
     kwargs = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
-    return field(**kwargs, metadata={"check": check, "neutral": neutral})
+    return field(**kwargs, metadata={"check": check, "neutral": neutral, "keyed_once_set": keyed_once_set})
 
 
 def one_of(*allowed: Any) -> Check:
@@ -45,6 +52,11 @@ DEVICE: Check = (
     "auto, cpu, cuda, cuda:N or mps",
 )
 UPSAMPLE = one_of("transpose", "bilinear")
+TTA = one_of("none", "hflip", "flips")  # seg.inference.TTA_FLIPS: none; hflip; hflip, vflip and both
+CHECKPOINTS: Check = (
+    lambda v: isinstance(v, str) or (isinstance(v, list) and len(v) > 0 and all(isinstance(p, str) for p in v)),
+    "a checkpoint path, or a list of them: ckpt=[a.pt,b.pt]",
+)
 
 
 # --- data --------------------------------------------------------------------------------------------------
@@ -57,8 +69,25 @@ class SyntheticConfig:
 
 
 @dataclass
+class SplitListsConfig:
+    """A folder dataset's split lists: text files of stems (relative paths are read under data.root)."""
+
+    train: str | None = knob(None, keyed_once_set=True)
+    val: str | None = knob(None, keyed_once_set=True)
+    test: str | None = knob(None, keyed_once_set=True)
+
+
+MASK_CLASSES = ("foreground", "background", "ignore")
+MASK_VALUES: Check = (
+    lambda v: len(v) > 0 and all(c in MASK_CLASSES for c in v.values()),
+    "a map from mask values (0-255) or colours (R-G-B, '#rrggbb') to foreground, background or ignore, "
+    "e.g. {0:background,255:foreground,128:ignore}",
+)
+
+
+@dataclass
 class DataConfig:
-    name: str = knob("oxford_pet", one_of("oxford_pet", "synthetic"))
+    name: str = knob("oxford_pet", one_of("oxford_pet", "synthetic", "folder"))
     root: str = "${paths.data_dir}/oxford-iiit-pet"
     download: bool = knob(False, neutral=True)
     image_size: int = knob(256, at_least(1))
@@ -70,6 +99,16 @@ class DataConfig:
     on_bad_sample: str = knob("skip", one_of(*BAD_SAMPLE_POLICIES))
     cache: bool = knob(True, neutral=True)
     synthetic: SyntheticConfig | None = None
+    # the layout (seg/data/layout.py): oxford (images/ + annotations/) or folder (images/ + masks/, conf/data/folder)
+    layout: str = knob("oxford", one_of("oxford", "folder"), keyed_once_set=True)
+    mask_values: dict[Any, str] | None = knob(None, MASK_VALUES, keyed_once_set=True)  # folder; null: 0 bg, 1/255 fg
+    mask_suffix: str = knob("", keyed_once_set=True)  # folder: masks/<stem><suffix>.png, e.g. _mask
+    splits: SplitListsConfig = field(default_factory=SplitListsConfig)
+    test_split: float = knob(0.2, FRACTION, keyed_once_set=True)  # folder without a test list: this fraction
+    split_seed: int = knob(0, keyed_once_set=True)  # seeds the folder's random test split and the folds
+    folds: int | None = knob(None, at_least(2), keyed_once_set=True)  # k-fold: train+val in K folds ...
+    fold: int | None = knob(None, at_least(0), keyed_once_set=True)  # ... and fold i is val (test untouched)
+    stratify: bool = knob(False, keyed_once_set=True)  # folds stratified by foreground fraction
 
 
 # --- model -------------------------------------------------------------------------------------------------
@@ -86,6 +125,20 @@ class ResNet34UNetConfig:
     base_channels: int = knob(64, (lambda v: v >= 4 and v % 4 == 0, "a multiple of 4 >= 4 (64: torchvision's)"))
     encoder_weights: str | None = knob(None, one_of("imagenet"))
     upsample: str = knob("transpose", UPSAMPLE)
+
+
+@dataclass
+class SmpConfig:
+    """segmentation_models_pytorch (the [smp] extra): arch and encoder are checked against smp itself (close names
+    on a typo), with the image size (a multiple of 2**encoder_depth); see seg/models/smp.py."""
+
+    name: str = knob("smp", one_of("smp"))
+    arch: str = "unet"  # unet, unetplusplus, manet, linknet, fpn, pspnet, deeplabv3, deeplabv3plus, pan, upernet...
+    encoder: str = "resnet34"  # any smp encoder (resnet18, efficientnet-b0, mit_b0...) or tu-<timm model>
+    encoder_weights: str | None = None  # null (random init) or one the encoder has: imagenet, ssl, ...
+    encoder_depth: int = knob(5, (lambda v: 3 <= v <= 5, "an integer in [3, 5]"))
+    base_channels: int | None = knob(None, at_least(1))  # decoder width scale; null: smp's default decoder (= 16)
+    decoder_attention: str | None = knob(None, one_of("scse"))  # unet and unetplusplus only
 
 
 # --- augmentation (knobs of the presets in seg/data/transforms.py) -----------------------------------------
@@ -262,6 +315,9 @@ class TrainerConfig:
     progress: str = knob("auto", (lambda v: v.lower() in ("auto", "true", "false"), "auto, true or false"),
                          neutral=True)  # fmt: skip
     test_after_fit: bool = knob(True, neutral=True)
+    test_tta: str = knob("none", TTA, keyed_once_set=True)  # test-time augmentation of the test pass after fit
+    # e.g. 0.99: an exponential moving average of the weights, saved as checkpoints/ema.pt and tested like best.pt
+    ema_decay: float | None = knob(None, FRACTION, keyed_once_set=True)
 
 
 @dataclass
@@ -336,7 +392,13 @@ class StudyConfig:
     looks: int = knob(3, at_least(2), neutral=True)
     margin: float = knob(0.01, WEIGHT, neutral=True)  # the largest difference that counts as none (metric units)
     alpha: float = knob(0.05, FRACTION, neutral=True)
+    # verdict rule (seg/study/rules.py): the paired test over seeds, the Holm family, alpha spending over the looks
+    test: str = knob("t", one_of(*TESTS), neutral=True)
+    family: str = knob("ablation", one_of(*FAMILIES), neutral=True)
+    spending: str = knob("obrien_fleming", one_of(*SPENDING), neutral=True)
     metric: str = knob("test_dice", one_of("test_dice", "best_val_dice"), neutral=True)
+    # runs another study command is training: false -> leave them to it; true -> wait for it and take what is left
+    wait: bool = knob(False, neutral=True)
 
 
 @dataclass
@@ -383,7 +445,10 @@ class EvaluateConfig:
 
     paths: Any = MISSING
     data: EvalDataConfig = field(default_factory=EvalDataConfig)
-    ckpt: str | None = None
+    ckpt: Any = knob(None, CHECKPOINTS)  # one checkpoint, or [a.pt,b.pt,...]: the ensemble of their probabilities
+    ensemble: str | None = None  # a study folder: with `arm`, the ensemble of that arm's completed seeds
+    arm: str | None = None
+    tta: str = knob("none", TTA)
     split: str = knob("test", one_of(*SPLITS))
     device: str = knob("auto", DEVICE)
     strategy: str = knob("single", one_of("single", "ddp"))
@@ -397,7 +462,10 @@ class EvaluateConfig:
 class PredictConfig:
     """`python -m seg.predict`: conf/predict.yaml."""
 
-    ckpt: str | None = None
+    ckpt: Any = knob(None, CHECKPOINTS)  # one checkpoint, or [a.pt,b.pt,...]: the ensemble of their probabilities
+    ensemble: str | None = None  # a study folder: with `arm`, the ensemble of that arm's completed seeds
+    arm: str | None = None
+    tta: str = knob("none", TTA)
     input: str | None = None
     output: str | None = None
     device: str = knob("auto", DEVICE)
@@ -409,7 +477,7 @@ class PredictConfig:
 
 GROUPS: dict[str, dict[str, type]] = {
     "data": {"data": DataConfig},
-    "model": {"unet": UNetConfig, "resnet34_unet": ResNet34UNetConfig},
+    "model": {"unet": UNetConfig, "resnet34_unet": ResNet34UNetConfig, "smp": SmpConfig},
     "augmentation": {
         "none": NoAugmentation, "basic": BasicAugmentation, "strong": StrongAugmentation,
         "crop_gray": CropGrayAugmentation,

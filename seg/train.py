@@ -19,15 +19,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from seg.claims import ClaimBusy
 from seg.config import CONF_DIR, register, typed_config
 from seg.engine.distributed import broadcast_object, init_distributed, shutdown_distributed
 from seg.engine.runtime import Interrupted, resolve_device, stop_signals_interrupt
 from seg.errors import SegError, exit_on_user_error, find_user_error
-from seg.resume import resume_run
+from seg.resume import claim_run, resume_run
 from seg.rundir import RunDir, Status, Summary, load_checkpoint, remove_if_unused
 from seg.schema import TrainConfig
 from seg.sweep.pruning import pruning_hooks
 from seg.training import train
+from seg.wandb_names import tracking_names
 
 log = logging.getLogger("seg.train")
 register()
@@ -41,10 +43,12 @@ def main(cfg: DictConfig) -> float:
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     stop_signals_interrupt()
     run = RunDir(hydra_dir)
+    claim = None
     try:
         with exit_on_user_error():
             try:
                 typed: TrainConfig = typed_config(cfg)
+                claim = claim_run(typed, hydra_dir)  # one writer per run: before anything is read or written
                 if typed.resume is None and in_sweep and requeued(RunDir(hydra_dir)):
                     typed = dataclasses.replace(typed, resume=str(hydra_dir))
                 resume = resume_run(typed, list(hydra_cfg.overrides.task)) if typed.resume else None
@@ -64,7 +68,8 @@ def main(cfg: DictConfig) -> float:
             else:
                 run = RunDir(shared_run_dir(hydra_dir, typed))
             config = resume.config if resume else typed
-            summary = train(config, run, resume=resume, wandb_group=wandb_group(config.logger),
+            config = tracking_names(config, hydra_cfg)  # its W&B group, name and tags, decided here once
+            summary = train(config, run, resume=resume,
                             extra_hooks=pruning_hooks(config.pruning, config.trainer.epochs))  # fmt: skip
     except Interrupted as e:
         print(f"interrupted ({e.signal_name}): {resume_hint(run)}", file=sys.stderr)
@@ -78,6 +83,8 @@ def main(cfg: DictConfig) -> float:
         log.error("job failed, the sweep goes on with 0.0 for it: %s", find_user_error(e) or repr(e))
         return 0.0
     finally:
+        if claim is not None:
+            claim.release()
         shutdown_distributed()
     if os.environ.get("RANK", "0") == "0":
         print(f"Run directory: {summary.run_dir}")
@@ -86,9 +93,10 @@ def main(cfg: DictConfig) -> float:
 
 
 def requeued(run: RunDir) -> bool:
-    """A job SLURM requeued (preemption, time limit): submitit runs it again in the same job directory with the same
-    overrides, so it continues from that directory's last.pt instead of starting over."""
-    return os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0") and run.last.is_file()
+    """A sweep job whose directory already holds a last.pt continues from it instead of starting over: a job SLURM
+    requeued (preemption, time limit: the same job directory and overrides), or a study run that another command
+    trained or finished since this command planned it (a finished one then has nothing to do)."""
+    return run.last.is_file()
 
 
 def resume_hint(run: RunDir) -> str:
@@ -100,20 +108,11 @@ def resume_hint(run: RunDir) -> str:
     return f"{run.last} holds epoch {epoch}; continue with: {launcher} -m seg.train resume={run.path.resolve()}"
 
 
-def wandb_group(logger: object) -> str | None:
-    """One W&B group per sweep: `<group>-<sweep dir name>` (its time), shared by the sweep's jobs only; the trials of
-    a stored Optuna study, over all its reruns and workers: `<group>-<study name>` (just the group when equal)."""
-    group = getattr(logger, "group", None)
-    if group is None or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return group
-    sweeper = HydraConfig.get().sweeper
-    if sweeper.get("storage") and sweeper.get("study_name"):
-        return group if group == sweeper.study_name else f"{group}-{sweeper.study_name}"
-    return f"{group}-{Path(HydraConfig.get().sweep.dir).name}"
-
-
 def record_failure(run: RunDir, error: BaseException) -> None:
-    """Keep the summary the run wrote (it has the epochs done); else write a failed one."""
+    """Keep the summary the run wrote (it has the epochs done); else write a failed one. A run another command
+    holds (ClaimBusy) is theirs: nothing is written."""
+    if isinstance(find_user_error(error), ClaimBusy):
+        return
     if run.path.is_dir() and not run.summary_file.is_file():
         message = find_user_error(error) or f"{type(error).__name__}: {error}"
         run.write_summary(Summary(Status.FAILED, str(run.path), error=str(message)))

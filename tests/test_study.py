@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import hydra
@@ -20,12 +19,12 @@ from omegaconf import DictConfig
 
 from seg.errors import ConfigError
 from seg.report import main as report_main
-from seg.report import write_report
 from seg.rundir import RunDir, Status, Summary
 from seg.schema import StudyConfig
 from seg.study.plan import Ablation, Job, comparison_names, expand, load_ablations, run_key
+from seg.study.report import write_report
 from seg.study.results import StudyRecord
-from seg.study.runner import next_action, prepare, refuse_sweeps, run_study
+from seg.study.runner import Launches, next_action, prepare, refuse_sweeps, run_study
 
 
 def compose(overrides: list[str]):
@@ -91,8 +90,9 @@ def test_each_run_is_skipped_resumed_or_rerun_from_what_its_folder_holds(tmp_pat
         "done": "skip", "killed": "resume", "stopped": "resume", "failed": "rerun", "early": "rerun"}  # fmt: skip
     assert next_action(RunDir(tmp_path / "runs" / "new")) == "new"
     jobs = [Job("a", "", arm, 0, (f"x={arm}",), arm) for arm in [*runs, "new", "done"]]
-    tally: Counter = Counter()
-    batch = prepare(tmp_path, jobs, set(), tally)
+    launches = Launches()
+    batch = prepare(tmp_path, jobs, launches)
+    tally = launches.tally
     assert [b[0] for b in batch] == ["x=killed", "x=stopped", "x=failed", "x=early", "x=new"]
     assert batch[0][-1] == f"resume={runs['killed'].path}" and not any("resume=" in o for o in batch[2])
     assert "hydra.sweep.subdir=runs/failed" in batch[2] and "hydra.sweep.subdir=resumes/killed.1" in batch[0]

@@ -1,0 +1,175 @@
+"""One writer per folder (seg.claims): a second writer is refused naming the holder, a dead holder's claim is taken
+over (same host: pid; other host: heartbeat age), two resumes of one run and two drivers of one study never write
+the same run at once. Real processes, killed and stopped with real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from clitools import REPO, read_csv_columns, run_cli
+from configs import compose_config
+
+from seg.claims import CLAIM_FILE, STALE_S, ClaimBusy, Holder, acquire, held, holder_of, read_holder
+from seg.rundir import RunDir, Status
+from seg.training import train
+
+HOLD = "import sys, time; from pathlib import Path; from seg.claims import acquire; " \
+       "acquire(Path(sys.argv[1]), 'holder'); print('held', flush=True); time.sleep(600)"  # fmt: skip
+
+
+def _write_holder(folder: Path, **fields) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    holder = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": None, "started": time.time(),
+              "command": "someone", "token": "t0", **fields}  # fmt: skip
+    (folder / CLAIM_FILE).write_text(json.dumps(holder))
+    return folder / CLAIM_FILE
+
+
+def test_a_second_writer_stops_with_one_line_naming_the_holder(tmp_path: Path) -> None:
+    with held(tmp_path / "run", "seg.train"), pytest.raises(ClaimBusy) as e:
+        acquire(tmp_path / "run", "seg.train", hint="resume it once it has ended")
+    message = str(e.value)
+    assert "\n" not in message and f"host {socket.gethostname()}, pid {os.getpid()}, since " in message
+    assert "resume it once it has ended" in message
+    assert not (tmp_path / "run" / CLAIM_FILE).exists(), "released at the end of the block"
+    acquire(tmp_path / "run", "again").release()
+
+
+def test_a_holder_killed_with_sigkill_is_taken_over(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        with pytest.raises(ClaimBusy, match=f"pid {proc.pid}"):
+            acquire(tmp_path, "second")
+    finally:
+        proc.kill()
+        proc.wait()
+    claim = acquire(tmp_path, "second")
+    assert read_holder(tmp_path / CLAIM_FILE).token == claim.holder.token
+    claim.release()
+
+
+def test_a_reused_pid_is_not_the_holder(tmp_path: Path) -> None:
+    _write_holder(tmp_path, pid_start="1")  # this pid runs, but it started at another time
+    assert holder_of(tmp_path) is None
+    acquire(tmp_path, "new").release()
+
+
+def test_a_claim_of_another_host_is_dead_only_after_its_heartbeat_age(tmp_path: Path) -> None:
+    path = _write_holder(tmp_path, host="node-elsewhere", pid=1)
+    with pytest.raises(ClaimBusy, match="host node-elsewhere, pid 1"):
+        acquire(tmp_path, "second")
+    old = time.time() - STALE_S - 1
+    os.utime(path, (old, old))
+    acquire(tmp_path, "second").release()
+
+
+def test_an_earlier_run_of_a_requeued_slurm_job_is_dead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write_holder(tmp_path, host="node-elsewhere", pid=1, slurm_job="77", slurm_restart=0)
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    acquire(tmp_path, "requeued").release()
+
+
+def test_many_takers_of_a_dead_claim_make_exactly_one_holder(tmp_path: Path) -> None:
+    old = time.time() - STALE_S - 1
+    os.utime(_write_holder(tmp_path, host="node-elsewhere", pid=1), (old, old))
+    won, lost, start = [], [], threading.Barrier(8)
+
+    def take() -> None:
+        start.wait()
+        try:
+            won.append(acquire(tmp_path, "taker"))
+        except ClaimBusy:
+            lost.append(1)
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (len(won), len(lost)) == (1, 7)
+    assert Holder(**json.loads((tmp_path / CLAIM_FILE).read_text())).token == won[0].holder.token
+    won[0].release()
+
+
+def test_wait_waits_for_the_holder_to_let_go(tmp_path: Path) -> None:
+    first = acquire(tmp_path, "first")
+    threading.Timer(0.3, first.release).start()
+    acquire(tmp_path, "second", wait=True).release()
+
+
+SMALL = ["debug=smoke", "data=synthetic", "logger=none", "trainer.test_after_fit=false", "scheduler=none"]
+
+
+@pytest.mark.slow
+def test_two_resumes_of_one_run_one_refuses_and_the_run_stays_consistent(tmp_path: Path, cli_paths: list[str]) -> None:
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    assert train(compose_config(*SMALL, *cli_paths), run).status == Status.COMPLETED
+    args = [f"resume={run.path}", "trainer.epochs=3", f"paths.output_dir={tmp_path / 'out'}", *cli_paths]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    first = subprocess.Popen([sys.executable, "-m", "seg.train", *args], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (holder_of(run.path) is None or holder_of(run.path).pid != first.pid):
+            assert first.poll() is None, first.communicate()
+            time.sleep(0.05)
+        first.send_signal(signal.SIGSTOP)  # the first resume holds the run, stopped wherever it was
+        before = {p: p.stat().st_mtime_ns for p in run.path.rglob("*") if p.is_file()}
+        second = run_cli("seg.train", *args, env={"OMP_NUM_THREADS": "1"})
+        assert second.returncode == 2, second.stderr[-2000:]
+        assert f"is being written by seg.train (host {socket.gethostname()}, pid {first.pid}, since" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert {p: p.stat().st_mtime_ns for p in run.path.rglob("*") if p.is_file()} == before, "nothing written"
+    finally:
+        first.send_signal(signal.SIGCONT)
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-3000:]
+    assert read_csv_columns(run.metrics)["epoch"] == [1, 2, 3]
+    assert run.read_summary().epochs == 3 and not (run.path / CLAIM_FILE).exists()
+
+
+TINY_STUDY = {
+    "experiment/tiny_aug.yaml": "# @package _global_\nname: tiny_aug\nablation:\n  factor: augmentation\n"
+                                "  values: [none, basic]\n  baseline: none\n",
+    "study/tiny.yaml": "# @package _global_\ndefaults:\n  - override /hydra/sweeper: seg_study\nstudy:\n"
+                       "  name: tiny\n  experiments: [tiny_aug]\n  seeds: [0, 1]\n",
+}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_study_drivers_train_every_run_once_and_finish_the_study(tmp_path: Path, cli_paths: list[str]) -> None:
+    """One driver through the joblib launcher (2 jobs at once), one through the basic launcher, same study dir."""
+    for name, text in TINY_STUDY.items():
+        (tmp_path / "conf" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "conf" / name).write_text(text)
+    study = tmp_path / "study"
+    args = ["-m", "study=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", *SMALL, "trainer.epochs=2",
+            f"hydra.sweep.dir={study}", f"paths.output_dir={tmp_path}", *cli_paths]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "offline"}
+    drivers = [subprocess.Popen([sys.executable, "-m", "seg.train", *args, *launcher], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for launcher in (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], [])]  # fmt: skip
+    outputs = [d.communicate(timeout=600)[0] for d in drivers]
+    assert [d.returncode for d in drivers] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    runs = [RunDir(p) for p in (study / "runs").iterdir()]
+    assert len(runs) == 4
+    for run in runs:
+        assert run.read_summary().status == Status.COMPLETED, run.path
+        assert read_csv_columns(run.metrics)["epoch"] == [1, 2], f"{run.path} trained more than once"
+    assert not list(study.rglob(CLAIM_FILE)) and not (study / "attempts").exists()
+    invocations = json.loads((study / "study.json").read_text())["invocations"]
+    assert len(invocations) == 2
+    assert sum(i.get("new", 0) for i in invocations) >= 4, "every run was planned by at least one driver"
+    assert (study / "report.md").is_file()
