@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from seg import models
-from seg.data import build_datasets
+from seg.data import build_datasets, layout_kwargs
 from seg.engine.distributed import DistContext, ShardSampler, init_distributed
 from seg.engine.optim import LRSchedule, build_optimizer, build_schedule
 from seg.engine.runtime import Precision, make_loader, resolve_device, reuse_host_memory, seed_everything
@@ -55,6 +55,7 @@ def data_kwargs(cfg: TrainConfig, splits: tuple[str, ...] = ("train", "val", "te
         "seed": cfg.seed,
         "synthetic": None if data.synthetic is None else dataclasses.asdict(data.synthetic),
         "splits": splits,
+        **layout_kwargs(data),
     }
 
 

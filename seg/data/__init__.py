@@ -1,11 +1,13 @@
-"""Data: the Oxford-IIIT Pet layout (real or synthetic), its cache, and augmentation presets.
+"""Data: one loader for two layouts (Oxford-IIIT Pet, real or synthetic; any images/ + masks/ folder), its cache,
+k-fold splits, the dataset fingerprint and augmentation presets.
 
-Modules: images (robust reading + resize), trimap (border policy), oxford (layout, splits),
-validate (bad samples), dataset (Dataset + sources), cache (resized uint8 cache), staging (folders built
-atomically), transforms (presets), synthetic (generator + CLI), build (`build_datasets`).
+Modules: layout (what a layout provides), oxford and folder (the two layouts), masks (folder mask values), images
+(robust reading + resize), trimap (the uncertain-label policy), splits (val rule, k-fold), validate (bad samples),
+dataset (Dataset + sources), cache (resized uint8 cache), staging (folders built atomically), fingerprint and
+inspect (`python -m seg.data.inspect`), transforms (presets), synthetic (generator + CLI), build (`build_datasets`).
 """
 
-from seg.data.build import build_datasets
+from seg.data.build import build_datasets, layout_kwargs
 from seg.data.images import BadImageError, read_rgb
 from seg.data.oxford import DatasetNotFoundError, SplitListError
 from seg.data.transforms import PRESETS, denormalize, eval_transform
@@ -13,6 +15,7 @@ from seg.data.trimap import UNCERTAIN_MODES
 from seg.data.validate import BadSamplesError
 
 __all__ = [
-    "build_datasets", "DatasetNotFoundError", "SplitListError", "BadImageError", "BadSamplesError", "read_rgb",
+    "build_datasets", "layout_kwargs", "DatasetNotFoundError", "SplitListError", "BadImageError", "BadSamplesError",
+    "read_rgb",
     "eval_transform", "denormalize", "PRESETS", "UNCERTAIN_MODES",
 ]

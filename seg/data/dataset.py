@@ -9,40 +9,41 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from seg.data.images import BadImageError, read_rgb, read_trimap, resize_image, resize_trimap
-from seg.data.oxford import image_path, trimap_path
+from seg.data.images import BadImageError, read_rgb, resize_image, resize_trimap
+from seg.data.layout import Layout
 from seg.data.transforms import Augment
 from seg.data.trimap import check_uncertain, trimap_to_mask
 
 __all__ = ["load_sample", "FileSource", "ArraySource", "PetSegmentation"]
 
 
-def load_sample(root: Path, name: str, image_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Decode and resize one sample: ((S, S, 3) uint8 RGB, (S, S) uint8 raw trimap 1/2/3).
+def load_sample(layout: Layout, name: str, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decode and resize one sample of any layout: ((S, S, 3) uint8 RGB, (S, S) uint8 labels 1/2/3).
 
     The single decode path of both the cache builder and FileSource, so cached == uncached exactly.
-    Raises BadImageError if a file is unreadable or image and trimap sizes differ.
+    Raises BadImageError if a file is unreadable, a mask value is outside the layout's map, or image and
+    mask sizes differ.
     """
-    image = read_rgb(image_path(root, name))
-    trimap = read_trimap(trimap_path(root, name))
-    if image.shape[:2] != trimap.shape:
+    image = read_rgb(layout.image_path(name))
+    labels = layout.read_labels(layout.mask_path(name))
+    if image.shape[:2] != labels.shape:
         raise BadImageError(
-            f"{image_path(root, name)}: image size {image.shape[:2]} != trimap size {trimap.shape}"
+            f"{layout.image_path(name)}: image size {image.shape[:2]} != {layout.mask_word} size {labels.shape}"
         )
-    return resize_image(image, image_size), resize_trimap(trimap, image_size)
+    return resize_image(image, image_size), resize_trimap(labels, image_size)
 
 
 class FileSource:
     """Decodes and resizes every item from the files (no cache)."""
 
-    def __init__(self, root: Path, names: list[str], image_size: int) -> None:
-        self.root, self.names, self.image_size = root, names, image_size
+    def __init__(self, layout: Layout, names: list[str], image_size: int) -> None:
+        self.layout, self.names, self.image_size = layout, names, image_size
 
     def __len__(self) -> int:
         return len(self.names)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        return load_sample(self.root, self.names[index], self.image_size)
+        return load_sample(self.layout, self.names[index], self.image_size)
 
 
 class ArraySource:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["BadImageError", "read_rgb", "read_trimap", "header_size", "resize_image", "resize_trimap"]
+__all__ = ["BadImageError", "open_image", "read_rgb", "read_trimap", "header_size", "resize_image", "resize_trimap"]
 
 _HIGH_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
@@ -29,7 +29,7 @@ def _check_pixels(path: Path, image: Image.Image) -> None:
         raise BadImageError(f"{path}: {width}x{height} pixels, a possible decompression bomb")
 
 
-def _open(path: str | Path) -> Image.Image:
+def open_image(path: str | Path) -> Image.Image:
     """Open and fully decode `path`; every failure becomes a BadImageError naming the path."""
     path = Path(path)
     try:
@@ -51,7 +51,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
     Returns:
         (H, W, 3) uint8 array. Raises BadImageError (message starts with the path) on any failure.
     """
-    image = _open(path)
+    image = open_image(path)
     if image.mode in _HIGH_BIT_MODES:  # 16-bit / float grayscale: rescale to 8 bits instead of clipping
         values = np.asarray(image, dtype=np.float64)
         top = max(float(values.max()), 1.0)
@@ -72,7 +72,7 @@ def read_trimap(path: str | Path) -> np.ndarray:
         (H, W) uint8 array with the raw values 1 = pet, 2 = background, 3 = border.
         Raises BadImageError if it is unreadable or holds any other value.
     """
-    image = _open(path)
+    image = open_image(path)
     trimap = np.asarray(image if image.mode in ("L", "P") else image.convert("L"), dtype=np.uint8)
     if trimap.ndim != 2:
         raise BadImageError(f"{path}: trimap has shape {trimap.shape}, expected (H, W)")

@@ -6,7 +6,8 @@
     <root>/annotations/test.txt
 
 Only names listed in the split files are used: stray files (`.mat`, `._*` AppleDouble files, images in no
-list) are never looked at.
+list) are never looked at. `OxfordLayout` is this layout as one implementation of the shared loader's
+`seg.data.layout.Layout` (the other: seg.data.folder).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from seg.data.images import read_trimap
+from seg.data.layout import Listing
 from seg.errors import ConfigError, SegError
 
 __all__ = [
-    "DatasetNotFoundError", "SplitListError", "image_path", "trimap_path", "read_split_list", "missing_layout",
-    "check_layout", "check_disjoint", "split_names", "subsample", "download_oxford",
+    "DatasetNotFoundError", "SplitListError", "OxfordLayout", "image_path", "trimap_path", "read_split_list",
+    "missing_layout", "check_layout", "check_disjoint", "split_names", "subsample", "download_oxford",
 ]
 
 TORCHVISION_FOLDER = "oxford-iiit-pet"
@@ -33,6 +36,39 @@ class DatasetNotFoundError(SegError, FileNotFoundError):
 
 class SplitListError(SegError, ValueError):
     """The split lists would invalidate a result: an image listed for both training and test."""
+
+
+class OxfordLayout:
+    """The Oxford-IIIT Pet layout as a `seg.data.layout.Layout`: trimap values are already the shared labels."""
+
+    mask_word = "trimap"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def image_path(self, name: str) -> Path:
+        return image_path(self.root, name)
+
+    def mask_path(self, name: str) -> Path:
+        return trimap_path(self.root, name)
+
+    def read_labels(self, path: Path) -> np.ndarray:
+        return read_trimap(path)
+
+    def value_counts(self, path: Path) -> dict[str, int]:
+        counts = np.bincount(read_trimap(path).ravel(), minlength=4)
+        return {str(v): int(n) for v, n in enumerate(counts) if n}
+
+    def identity(self) -> str:
+        return "oxford-trimap"
+
+    def listing(self) -> Listing:
+        """trainval.txt and test.txt (DatasetNotFoundError without them, SplitListError if they overlap)."""
+        check_layout(self.root)
+        trainval = read_split_list(self.root / "annotations" / "trainval.txt")
+        test = read_split_list(self.root / "annotations" / "test.txt")
+        check_disjoint(self.root, trainval, test)
+        return Listing(trainval, test)
 
 
 def image_path(root: Path, name: str) -> Path:
@@ -72,27 +108,10 @@ def check_layout(root: Path) -> None:
 
 
 def split_names(root: Path, val_split: float | None, seed: int) -> dict[str, list[str]]:
-    """{"train", "val", "test"} -> names, in split-file order.
+    """{"train", "val", "test"} -> names, in split-file order (the rule: seg.data.splits.split_names)."""
+    from seg.data.splits import split_names as shared_split_names
 
-    val_split None: val = trainval entries with index i % 10 == 0 (the reference reports' rule);
-    a float in (0, 1): that fraction of trainval, drawn with numpy's default_rng(seed).
-    """
-    trainval = read_split_list(root / "annotations" / "trainval.txt")
-    test = read_split_list(root / "annotations" / "test.txt")
-    check_disjoint(root, trainval, test)
-    if val_split is None:
-        is_val = np.arange(len(trainval)) % 10 == 0
-    else:
-        if not 0.0 < float(val_split) < 1.0:
-            raise ConfigError(f"data.val_split={val_split!r} must be null or a float in (0, 1)")
-        n_val = max(1, round(float(val_split) * len(trainval)))
-        is_val = np.zeros(len(trainval), dtype=bool)
-        is_val[np.random.default_rng(seed).permutation(len(trainval))[:n_val]] = True
-    return {
-        "train": [n for n, v in zip(trainval, is_val, strict=True) if not v],
-        "val": [n for n, v in zip(trainval, is_val, strict=True) if v],
-        "test": test,
-    }
+    return shared_split_names(OxfordLayout(root).listing(), val_split=val_split, seed=seed)
 
 
 def check_disjoint(root: Path, trainval: list[str], test: list[str]) -> None:

@@ -10,6 +10,7 @@ border band of 3 a few pixels wide around each outline, like the real ones.
 Deterministic: image i depends only on (seed, i), so the same seed and n give the same bytes.
 
     python -m seg.data.synthetic --out DIR --n 300 --seed 0
+    python -m seg.data.synthetic --out DIR --layout folder   # images/*.jpg + masks/*.png (0/255, border 255)
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from PIL import Image
 from seg.data.staging import build_atomically, remove_stale_builds
 from seg.errors import ConfigError, exit_on_user_error, folder_or_error
 
-__all__ = ["GENERATOR_VERSION", "make_sample", "write_dataset", "ensure_synthetic", "main"]
+__all__ = ["GENERATOR_VERSION", "LAYOUTS", "make_sample", "write_dataset", "write_folder_dataset", "ensure_synthetic",
+           "main"]
 
 GENERATOR_VERSION = 1
 META_FILE = "synthetic.json"
 TEST_EVERY = 5  # every 5th sample goes to test.txt, the rest to trainval.txt
 _ANGLES = 720  # resolution of the blob radius table
+LAYOUTS = ("oxford", "folder")
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
@@ -184,7 +187,29 @@ def write_dataset(out: str | Path, n: int, seed: int = 0) -> Path:
     return out
 
 
-def ensure_synthetic(root: str | Path, n: int, seed: int = 0) -> Path:
+def write_folder_dataset(out: str | Path, n: int, seed: int = 0) -> Path:
+    """Write the same n samples into `out` in the folder layout (seg.data.folder): images/<name>.jpg and
+    masks/<name>.png with 0 = background and 255 = pet (the trimap border is pet, as `data.uncertain=foreground`
+    reads it), and test.txt naming the samples the Oxford layout puts in test."""
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    test = []
+    for i in range(n):
+        name = f"synthpet_{i + 1:04d}"
+        image, trimap = make_sample(seed, i)
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=90)
+        (out / "images" / f"{name}.jpg").write_bytes(buffer.getvalue())
+        Image.fromarray(np.where(trimap == 2, 0, 255).astype(np.uint8)).save(out / "masks" / f"{name}.png")
+        if i % TEST_EVERY == TEST_EVERY - 1:
+            test.append(name)
+    (out / "test.txt").write_text("".join(f"{name}\n" for name in test))
+    (out / META_FILE).write_text(json.dumps({"n": n, "seed": seed, "version": GENERATOR_VERSION, "layout": "folder"}))
+    return out
+
+
+def ensure_synthetic(root: str | Path, n: int, seed: int = 0, layout: str = "oxford") -> Path:
     """Generate the dataset at `root` unless one is there; safe when several processes race, or one is killed.
 
     Written with seg.data.staging (a temporary sibling folder renamed to `root` in one step: the first rename
@@ -193,12 +218,18 @@ def ensure_synthetic(root: str | Path, n: int, seed: int = 0) -> Path:
     """
     from seg.data.oxford import missing_layout
 
+    def missing(folder: Path) -> bool:
+        return not (folder / META_FILE).exists() if layout == "folder" else bool(missing_layout(folder))
+
+    if layout not in LAYOUTS:
+        raise ConfigError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
     root = folder_or_error(root, "data.root")
     if root.parent.is_dir():
         remove_stale_builds(root.parent)
-    if missing_layout(root):
-        build_atomically(root, functools.partial(write_dataset, n=n, seed=seed))
-        if missing_layout(root):
+    if missing(root):
+        write = write_folder_dataset if layout == "folder" else write_dataset
+        build_atomically(root, functools.partial(write, n=n, seed=seed))
+        if missing(root):
             raise ConfigError(f"data.root={root} holds other files; point it at a new folder for synthetic data")
     meta_file = root / META_FILE
     if meta_file.exists():
@@ -212,14 +243,16 @@ def ensure_synthetic(root: str | Path, n: int, seed: int = 0) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Write synthetic pets in the Oxford-IIIT Pet layout.")
+    parser = argparse.ArgumentParser(description="Write synthetic pets in the Oxford-IIIT Pet or the folder layout.")
     parser.add_argument("--out", required=True, help="dataset folder to create")
     parser.add_argument("--n", type=int, default=300, help="number of images")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layout", choices=LAYOUTS, default="oxford",
+                        help="oxford: images/ + annotations/; folder: images/ + masks/ (train with data=folder)")
     args = parser.parse_args(argv)
     with exit_on_user_error():  # a bad --out is one line
-        root = ensure_synthetic(args.out, args.n, args.seed).resolve()
-    print(f"synthetic pets (n={args.n}, seed={args.seed}) in {root}")
+        root = ensure_synthetic(args.out, args.n, args.seed, args.layout).resolve()
+    print(f"synthetic pets (n={args.n}, seed={args.seed}, {args.layout} layout) in {root}")
 
 
 if __name__ == "__main__":

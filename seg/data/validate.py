@@ -1,9 +1,10 @@
 """Build-time checks that keep bad samples out of the datasets, and the single report about them.
 
-Cheap checks run on every build: the image and trimap exist and are not empty (stat), and, when no
-cache is used, their headers open with PIL and give the same size. Building the cache decodes every
-file and so also catches corrupt pixel data; without a cache that last case is handled by the
-dataset itself at load time (it substitutes another sample and warns).
+Cheap checks run on every build, for any `seg.data.layout.Layout`: the image and mask (trimap) exist and are
+not empty (stat), and, when no cache is used, their headers open with PIL and give the same size. Building the
+cache decodes every file and so also catches corrupt pixel data (and mask values outside a folder dataset's map);
+without a cache that last case is handled by the dataset itself at load time (it substitutes another sample
+and warns).
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seg.data.images import BadImageError, header_size
-from seg.data.oxford import image_path, trimap_path
 from seg.errors import ConfigError, SegError
+
+if TYPE_CHECKING:
+    from seg.data.layout import Layout
 
 __all__ = ["BAD_SAMPLE_POLICIES", "BadSample", "BadSamplesError", "check_on_bad_sample", "stat_check",
            "header_check", "report_bad_samples"]
@@ -28,14 +32,14 @@ class BadSamplesError(SegError, ValueError):
 
 @dataclass(frozen=True)
 class BadSample:
-    """One sample left out: its name, the split it was listed in, and why."""
+    """One sample (or file) left out: its name, the split it was listed in ("" if none yet), and why."""
 
     name: str
     split: str
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.split}/{self.name}: {self.reason}"
+        return f"{self.split + '/' if self.split else ''}{self.name}: {self.reason}"
 
 
 def check_on_bad_sample(on_bad_sample: str) -> str:
@@ -56,12 +60,12 @@ def _stat_problem(path: Path, what: str) -> str | None:
     return f"{what} is an empty file ({path})" if size == 0 else None
 
 
-def stat_check(root: Path, names: list[str], split: str) -> tuple[list[str], list[BadSample]]:
-    """Split `names` into (present, bad): image or trimap missing or zero bytes."""
+def stat_check(layout: Layout, names: list[str], split: str) -> tuple[list[str], list[BadSample]]:
+    """Split `names` into (present, bad): image or mask missing or zero bytes."""
     good, bad = [], []
     for name in names:
-        problem = (_stat_problem(image_path(root, name), "image")
-                   or _stat_problem(trimap_path(root, name), "trimap"))
+        problem = (_stat_problem(layout.image_path(name), "image")
+                   or _stat_problem(layout.mask_path(name), layout.mask_word))
         if problem:
             bad.append(BadSample(name, split, problem))
         else:
@@ -69,18 +73,18 @@ def stat_check(root: Path, names: list[str], split: str) -> tuple[list[str], lis
     return good, bad
 
 
-def header_check(root: Path, names: list[str], split: str) -> tuple[list[str], list[BadSample]]:
-    """Split `names` into (good, bad) by opening headers only: not an image, or image/trimap size differ."""
+def header_check(layout: Layout, names: list[str], split: str) -> tuple[list[str], list[BadSample]]:
+    """Split `names` into (good, bad) by opening headers only: not an image, or image/mask size differ."""
     good, bad = [], []
     for name in names:
         try:
-            image_size = header_size(image_path(root, name))
-            trimap_size = header_size(trimap_path(root, name))
+            image_size = header_size(layout.image_path(name))
+            mask_size = header_size(layout.mask_path(name))
         except BadImageError as e:
             bad.append(BadSample(name, split, str(e)))
             continue
-        if image_size != trimap_size:
-            bad.append(BadSample(name, split, f"image size {image_size} != trimap size {trimap_size}"))
+        if image_size != mask_size:
+            bad.append(BadSample(name, split, f"image size {image_size} != {layout.mask_word} size {mask_size}"))
         else:
             good.append(name)
     return good, bad
