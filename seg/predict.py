@@ -22,10 +22,12 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from PIL import Image
 
+from seg.claims import held
 from seg.config import CONF_DIR, register, require, typed_config
 from seg.data import BadImageError, eval_transform, read_rgb
 from seg.engine.runtime import resolve_device
 from seg.errors import SegError, exit_on_user_error
+from seg.files import open_new
 from seg.inference import load_trained_model, predict_probs
 from seg.schema import PredictConfig
 from seg.viz import error_overlay
@@ -35,17 +37,26 @@ register()
 MANIFEST = "manifest.csv"
 
 
-def list_inputs(pattern: str) -> tuple[Path, list[Path]]:
-    """(base folder, files): every file under a folder (recursively, sorted), or the files a glob matches."""
+def list_inputs(pattern: str) -> tuple[Path, list[Path], list[tuple[Path, str]]]:
+    """(base folder, files, skipped): every file under a folder (recursively, sorted), or the files a glob matches;
+    a symlink that leads outside the base folder is not read, but listed in `skipped` with the reason."""
     path = Path(pattern).expanduser()
     if path.is_dir():
-        base, files = path, sorted(p for p in path.rglob("*") if p.is_file())
+        base, found = path.resolve(), sorted(_located(p) for p in path.rglob("*") if p.is_file())
     else:
-        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
-        base = Path(os.path.commonpath([str(p.parent.resolve()) for p in files])) if files else path.parent
-    if not files:
+        found = sorted(_located(Path(p)) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        base = Path(os.path.commonpath([str(p.parent) for p in found])) if found else path.parent
+    if not found:
         raise SegError(f"input={pattern}: no files found (give a folder or a glob such as 'photos/*.jpg')")
-    return base, files
+    outside = [(p, f"a symlink to {p.resolve()}, outside input={base}: not read") for p in found
+               if not p.resolve().is_relative_to(base.resolve())]  # fmt: skip
+    skipped = {p for p, _ in outside}
+    return base, [p for p in found if p not in skipped], outside
+
+
+def _located(path: Path) -> Path:
+    """`path` in its resolved folder, itself unresolved (a symlink keeps its own name)."""
+    return path.absolute().parent.resolve() / path.name
 
 
 def check_apart(output_dir: Path, base: Path, files: list[Path]) -> None:
@@ -60,7 +71,7 @@ def check_apart(output_dir: Path, base: Path, files: list[Path]) -> None:
 
 def output_paths(output_dir: Path, base: Path, source: Path) -> tuple[Path, Path]:
     """`<output>/<path of source under base, without suffix>_mask.png` and `..._overlay.png`."""
-    relative = source.resolve().relative_to(base.resolve()).with_suffix("")
+    relative = source.relative_to(base).with_suffix("")
     stem = output_dir / relative.parent / (relative.name or "image")
     return stem.with_name(stem.name + "_mask.png"), stem.with_name(stem.name + "_overlay.png")
 
@@ -72,18 +83,26 @@ def predict_folder(cfg: PredictConfig) -> tuple[int, list[tuple[Path, str]]]:
     transform = eval_transform(cfg.image_size or trained.data.image_size)
     threshold = cfg.threshold if cfg.threshold is not None else trained.threshold
     output_dir = Path(cfg.output).expanduser()
-    base, files = list_inputs(cfg.input)
+    base, files, outside = list_inputs(cfg.input)
     check_apart(output_dir, base, files)
     if output_dir.is_file():
         raise SegError(f"output={output_dir} is a file; give a folder")
-    if (output_dir / MANIFEST).exists():
-        raise SegError(f"output={output_dir} already holds predictions ({MANIFEST}); choose a new folder")
-    output_dir.mkdir(parents=True, exist_ok=True)
+    with held(output_dir, "seg.predict", hint="give another output folder, or wait until it ends"):
+        if os.path.lexists(output_dir / MANIFEST):
+            raise SegError(f"output={output_dir} already holds predictions ({MANIFEST}); choose a new folder")
+        return _predict_all(cfg, (model, transform, threshold, device), output_dir, base, files, outside)
+
+
+def _predict_all(cfg: PredictConfig, predictor: tuple, output_dir: Path, base: Path, files: list[Path],
+                 outside: list[tuple[Path, str]]) -> tuple[int, list[tuple[Path, str]]]:  # fmt: skip
+    """Masks and overlays of `files`, each created new (never through a symlink), then manifest.csv (which lists
+    the `outside` inputs as skipped too)."""
+    model, transform, threshold, device = predictor
     Image.MAX_IMAGE_PIXELS = cfg.max_pixels
-    rows, skipped = [], []
+    rows, skipped = [[str(p), "", "", reason] for p, reason in outside], list(outside)
     for source in files:
         mask_path, overlay_path = output_paths(output_dir, base, source)
-        reason = next((f"would overwrite {p}" for p in (mask_path, overlay_path) if p.exists() or p.is_symlink()), None)
+        reason = next((f"would overwrite {p}" for p in (mask_path, overlay_path) if os.path.lexists(p)), None)
         escapes = not all(p.resolve().is_relative_to(output_dir.resolve()) for p in (mask_path, overlay_path))
         if reason is None and escapes:
             reason = f"an output path would leave output={output_dir}"
@@ -101,12 +120,14 @@ def predict_folder(cfg: PredictConfig) -> tuple[int, list[tuple[Path, str]]]:
         probs = F.interpolate(predict_probs(model, x), size=image.shape[:2], mode="bilinear", align_corners=False)
         mask = (probs[0, 0] > threshold).cpu().numpy()
         mask_path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(mask.astype(np.uint8) * 255).save(mask_path)
-        Image.fromarray(error_overlay(image, mask, alpha=cfg.overlay_alpha)).save(overlay_path)
+        with open_new(mask_path) as f:
+            Image.fromarray(mask.astype(np.uint8) * 255).save(f, format="PNG")
+        with open_new(overlay_path) as f:
+            Image.fromarray(error_overlay(image, mask, alpha=cfg.overlay_alpha)).save(f, format="PNG")
         rows.append([str(source), *(str(p.relative_to(output_dir)) for p in (mask_path, overlay_path)), ""])
-    with (output_dir / MANIFEST).open("w", newline="") as f:
+    with open_new(output_dir / MANIFEST, "w") as f:
         csv.writer(f).writerows([["input", "mask", "overlay", "skipped"], *rows])
-    return len(files) - len(skipped), skipped
+    return len(files) - len(skipped) + len(outside), skipped
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
