@@ -138,7 +138,8 @@ def walk(node: Any, prefix: str = "") -> list[tuple[str, Any, dataclasses.Field]
 
 def result_items(cfg: Any) -> dict[str, Any]:
     """{dotted key: value} of the keys that can change a run's results (the schema's non-neutral fields)."""
-    return {key: value for key, value, f in walk(cfg) if not _neutral(cfg, key, f)}
+    return {key: value for key, value, f in walk(cfg)
+            if not _neutral(cfg, key, f) and not (f.metadata.get("keyed_once_set") and value == f.default)}
 
 
 def _neutral(cfg: Any, key: str, f: dataclasses.Field) -> bool:

@@ -1,4 +1,5 @@
-"""One training run in its run directory: build, restore a resume, fit with the hooks, test best.pt, summarise.
+"""One training run in its run directory: build, restore a resume, fit with the hooks, test best.pt, last.pt (and
+ema.pt), summarise.
 
 seg.train (the Hydra entry point) decides the config and the run directory and calls `train`.
 """
@@ -13,6 +14,7 @@ import yaml
 
 from seg.build import Training, build_training
 from seg.config import to_yaml
+from seg.engine.ema import WeightAverage
 from seg.engine.evaluation import Evaluation, evaluate_dataset
 from seg.engine.fit import Hook, TrainState, fit
 from seg.engine.hooks import CheckpointHook, EarlyStopHook, HistoryHook, TrackerHook
@@ -21,7 +23,7 @@ from seg.engine.tracking import WandbTracker, with_tracking_names
 from seg.errors import find_user_error
 from seg.inference import load_weights
 from seg.resume import Resume
-from seg.rundir import RunDir, Status, Summary, atomic_write, load_checkpoint
+from seg.rundir import CHECKPOINTS, RunDir, Status, Summary, atomic_write, load_checkpoint
 from seg.schema import TrainConfig
 
 log = logging.getLogger("seg.train")
@@ -46,6 +48,7 @@ def train(
     t = build_training(cfg)
     state = _restore(t, resume) if resume else TrainState()
     main = t.ctx.is_main
+    ema = _weight_average(t, resume) if main and cfg.trainer.ema_decay else None
     config_yaml = to_yaml(cfg)
     summary = Summary(Status.RUNNING, str(run.path))
     tracker = WandbTracker.off()
@@ -57,7 +60,7 @@ def train(
     hooks: list[Hook] = []
     if main:
         images_every = getattr(cfg.logger, "log_images_every", 0)
-        hooks += [HistoryHook(run, state, cfg.name, describe(cfg)), CheckpointHook(run, t, config_yaml),
+        hooks += [HistoryHook(run, state, cfg.name, describe(cfg)), CheckpointHook(run, t, config_yaml, ema),
                   TrackerHook(tracker, t, images_every, getattr(cfg.logger, "num_images", 0))]  # fmt: skip
     if cfg.trainer.early_stop_patience:
         hooks.append(EarlyStopHook(cfg.trainer.early_stop_patience))
@@ -72,10 +75,14 @@ def train(
             log.warning(summary.warnings[-1])
         pruned = stop is not None and stop.status == Status.PRUNED  # a pruned trial is not worth a test pass
         if cfg.trainer.test_after_fit and main and state.best_epoch > 0 and not pruned:  # finished once tested
-            result = test_best(t, run)
-            summary.test = result.metrics()
-            result.write_per_image(run.test_per_image)
-            tracker.log_evaluation("test", result)
+            for name in (c for c in CHECKPOINTS if run.checkpoint(c).is_file()):
+                result = test_checkpoint(t, run, name)
+                if name == "best":
+                    summary.test = result.metrics()
+                else:
+                    summary.test_of[name] = result.metrics()
+                result.write_per_image(run.test_per_image_of(name))
+                tracker.log_evaluation("test" if name == "best" else f"test_{name}", result)
         summary.status = stop.status if stop else Status.COMPLETED
     except Interrupted as e:
         summary.status, summary.error = Status.INTERRUPTED, f"{e.signal_name} after epoch {state.epoch}"
@@ -94,13 +101,15 @@ def train(
     return summary
 
 
-def test_best(t: Training, run: RunDir) -> Evaluation:
-    """best.pt on the whole test split, through the same evaluation as seg.evaluate."""
-    best = load_checkpoint(run.best, t.device)
-    load_weights(t.model, best, run.best)
+def test_checkpoint(t: Training, run: RunDir, name: str) -> Evaluation:
+    """checkpoints/<name>.pt (one of CHECKPOINTS) on the whole test split, through the same evaluation as
+    seg.evaluate. The model keeps those weights."""
+    path = run.checkpoint(name)
+    ckpt = load_checkpoint(path, t.device)
+    load_weights(t.model, ckpt, path)
     result = test_pass(t)
     m = result.metrics()
-    log.info("test (best.pt, epoch %d): dice %.4f, pooled dice %.4f, %d images", best.epoch, m["dice"],
+    log.info("test (%s.pt, epoch %d): dice %.4f, pooled dice %.4f, %d images", name, ckpt.epoch, m["dice"],
              m["dice_pooled"], m["count"])  # fmt: skip
     return result
 
@@ -124,6 +133,15 @@ def _restore(t: Training, resume: Resume) -> TrainState:
     restore_rng_state(ckpt.rng)
     log.info("Resumed %s after epoch %d", resume.run.path, ckpt.epoch)
     return TrainState(**ckpt.state)
+
+
+def _weight_average(t: Training, resume: Resume | None) -> WeightAverage:
+    """The run's EMA of the weights, following its optimizer; a resume continues the average last.pt holds."""
+    ema = WeightAverage(t.model, t.cfg.trainer.ema_decay)
+    if resume is not None and resume.checkpoint.ema is not None:
+        ema.load_state_dict(resume.checkpoint.ema)
+    ema.follow(t.optimizer)
+    return ema
 
 
 def _with_state(summary: Summary, state: TrainState) -> Summary:

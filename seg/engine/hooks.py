@@ -6,6 +6,7 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
+from seg.engine.ema import WeightAverage
 from seg.engine.fit import Hook, Stop, TrainState
 from seg.engine.history import History
 from seg.engine.runtime import rng_state
@@ -31,10 +32,11 @@ class HistoryHook(Hook):
 
 
 class CheckpointHook(Hook):
-    """best.pt when val Dice improved, and last.pt after every epoch (only finite epochs reach a hook)."""
+    """best.pt when val Dice improved, and last.pt after every epoch (only finite epochs reach a hook); with an
+    `ema`, its weights as ema.pt (no optimizer state: not for resuming) and its state in last.pt, written last."""
 
-    def __init__(self, run: RunDir, t: Training, config_yaml: str):
-        self.run, self.t, self.config_yaml = run, t, config_yaml
+    def __init__(self, run: RunDir, t: Training, config_yaml: str, ema: WeightAverage | None = None):
+        self.run, self.t, self.config_yaml, self.ema = run, t, config_yaml, ema
 
     def on_epoch(self, state: TrainState, row: dict[str, float], improved: bool) -> None:
         ckpt = Checkpoint(
@@ -45,6 +47,9 @@ class CheckpointHook(Hook):
         )  # fmt: skip
         if improved:
             save_checkpoint(ckpt, self.run.best)
+        if self.ema is not None:
+            save_checkpoint(dataclasses.replace(ckpt, model=self.ema.weights, optimizer={}), self.run.ema)
+            ckpt.ema = self.ema.state_dict()
         save_checkpoint(ckpt, self.run.last)
 
 

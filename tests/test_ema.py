@@ -1,0 +1,68 @@
+"""trainer.ema_decay: a moving average of the weights, saved as ema.pt, tested like best.pt and last.pt, resumed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from configs import compose_config
+from torch import nn
+
+from seg.config import result_items
+from seg.engine.ema import WeightAverage
+from seg.resume import resume_run
+from seg.rundir import CHECKPOINTS, RunDir, Status, load_checkpoint
+from seg.training import train
+
+SMALL = ["debug=smoke", "data=synthetic", "logger=none", "scheduler=none", "trainer.ema_decay=0.9"]
+
+
+def test_the_average_warms_up_then_decays_and_copies_integer_buffers() -> None:
+    model = nn.Sequential(nn.Linear(1, 1, bias=False), nn.BatchNorm1d(1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    ema = WeightAverage(model, decay=0.5)
+    ema.follow(optimizer)
+    start = model[0].weight.item()
+    model(torch.ones(2, 1)).sum().backward()  # BatchNorm counts a batch; the weight's gradient is 0 (normalised)
+    with torch.no_grad():
+        model[0].weight.fill_(start + 1.0)
+    optimizer.zero_grad()
+    optimizer.step()  # one update, decay min(0.5, 2/11) = 2/11
+    assert ema.updates == 1
+    assert ema.weights["0.weight"].item() == pytest.approx(start + 9 / 11)
+    assert ema.weights["1.num_batches_tracked"].item() == 1
+    for _ in range(20):
+        optimizer.step()
+    assert ema.current_decay() == 0.5 and ema.weights["0.weight"].item() == pytest.approx(start + 1.0, abs=1e-3)
+
+
+def test_a_run_saves_and_tests_ema_pt_and_resumes_the_same_average(tmp_path: Path, cli_paths: list[str]) -> None:
+    def run_dir(name: str) -> RunDir:
+        (tmp_path / name).mkdir()
+        return RunDir(tmp_path / name)
+
+    whole = run_dir("whole")
+    summary = train(compose_config(*SMALL, *cli_paths, "trainer.epochs=2"), whole)
+    assert summary.status == Status.COMPLETED and set(summary.test_of) == {"last", "ema"}
+    for name in CHECKPOINTS:
+        assert summary.test_dice_of(name) is not None and whole.test_per_image_of(name).is_file()
+    last, ema = load_checkpoint(whole.last), load_checkpoint(whole.ema)
+    assert ema.epoch == last.epoch == 2 and ema.optimizer == {}
+    assert last.ema["updates"] == 2 * 2  # two epochs of limit_train_batches=2
+    assert all(torch.equal(ema.model[k], v) for k, v in last.ema["weights"].items())
+    assert not torch.equal(ema.model["stem.0.weight"], last.model["stem.0.weight"])
+
+    halves = run_dir("halves")
+    train(compose_config(*SMALL, *cli_paths, "trainer.epochs=1", "trainer.test_after_fit=false"), halves)
+    accepted = resume_run(compose_config(f"resume={halves.path}", "trainer.epochs=2", *cli_paths),
+                          [f"resume={halves.path}", "trainer.epochs=2"])  # fmt: skip
+    train(accepted.config, accepted.run, resume=accepted)
+    resumed = load_checkpoint(halves.ema)
+    assert all(torch.equal(resumed.model[k], v) for k, v in ema.model.items())
+
+
+def test_runs_without_ema_keep_their_keys() -> None:
+    off, on = compose_config("data=synthetic"), compose_config("data=synthetic", "trainer.ema_decay=0.99")
+    assert "trainer.ema_decay" not in result_items(off)
+    assert result_items(on)["trainer.ema_decay"] == 0.99
