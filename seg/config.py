@@ -20,6 +20,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from seg import schema
 from seg.errors import ConfigError
+from seg.plain_yaml import load_bounded
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 """The config tree, as an absolute path: Hydra finds it from `python -m seg.train` and the installed `seg-train`
@@ -162,7 +163,7 @@ def train_config_from_yaml(text: str, source: str) -> schema.TrainConfig:
     group node must match one of its schema options by name, and every value is checked as for a new run.
     """
     try:
-        plain = yaml.safe_load(text)
+        plain = load_bounded(text, source)
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: its config is not valid YAML") from e
     if not isinstance(plain, dict):

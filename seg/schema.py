@@ -9,6 +9,7 @@ study's run key). `seg.config.typed_config` checks a composed config against thi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any  # noqa: UP035 -- OmegaConf reads Optional[...] from the annotations
@@ -39,6 +40,25 @@ def at_least(low: float, integer: bool = True) -> Check:
     return (lambda v: v >= low), f"{'an integer' if integer else 'a number'} >= {low:g}"
 
 
+def between(low: int, high: int, why: str) -> Check:
+    """An integer in [low, high]; `why` says what the upper bound protects (memory, processes)."""
+    return (lambda v: low <= v <= high), f"an integer in [{low}, {high}] ({why})"
+
+
+def machine_workers() -> int:
+    """The most loader worker processes this machine is asked to start: 8 per CPU this process may use."""
+    return 8 * len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 8 * (os.cpu_count() or 1)
+
+
+IMAGE_SIZE = between(1, 4096, "one image of this side takes 3*side^2 floats, and the model's activations scale with it")
+BATCH_SIZE = between(1, 4096, "every item of a batch is held in memory at once")
+WIDTH = between(1, 1024, "the model's weights grow with its width squared")
+EPOCHS = between(1, 100_000, "a run's length")
+WORKERS: Check = (
+    lambda v: 0 <= v <= machine_workers(),
+    f"an integer in [0, {machine_workers()}]: each worker is a process, and this machine has "
+    f"{machine_workers() // 8} CPUs for this process (8 workers per CPU at most)",
+)
 POSITIVE: Check = (lambda v: v > 0, "a number > 0")
 FRACTION: Check = (lambda v: 0 < v < 1, "a number in (0, 1)")
 UNIT: Check = (lambda v: 0 <= v <= 1, "a number in [0, 1]")
@@ -90,9 +110,9 @@ class DataConfig:
     name: str = knob("oxford_pet", one_of("oxford_pet", "synthetic", "folder"))
     root: str = "${paths.data_dir}/oxford-iiit-pet"
     download: bool = knob(False, neutral=True)
-    image_size: int = knob(256, at_least(1))
-    batch_size: int = knob(32, at_least(1))
-    num_workers: int = knob(2, at_least(0), neutral=True)
+    image_size: int = knob(256, IMAGE_SIZE)
+    batch_size: int = knob(32, BATCH_SIZE)
+    num_workers: int = knob(2, WORKERS, neutral=True)
     uncertain: str = knob("foreground", one_of(*UNCERTAIN_MODES))
     val_split: float | None = knob(None, FRACTION)
     limit: int | None = knob(None, at_least(1))
@@ -115,14 +135,15 @@ class DataConfig:
 @dataclass
 class UNetConfig:
     name: str = knob("unet", one_of("unet"))
-    base_channels: int = knob(64, at_least(1))
+    base_channels: int = knob(64, WIDTH)
     upsample: str = knob("transpose", UPSAMPLE)
 
 
 @dataclass
 class ResNet34UNetConfig:
     name: str = knob("resnet34_unet", one_of("resnet34_unet"))
-    base_channels: int = knob(64, (lambda v: v >= 4 and v % 4 == 0, "a multiple of 4 >= 4 (64: torchvision's)"))
+    base_channels: int = knob(64, (lambda v: 4 <= v <= 1024 and v % 4 == 0, "a multiple of 4 in [4, 1024] (64: "
+                                   "torchvision's)"))  # fmt: skip
     encoder_weights: str | None = knob(None, one_of("imagenet"))
     upsample: str = knob("transpose", UPSAMPLE)
 
@@ -137,7 +158,7 @@ class SmpConfig:
     encoder: str = "resnet34"  # any smp encoder (resnet18, efficientnet-b0, mit_b0...) or tu-<timm model>
     encoder_weights: str | None = None  # null (random init) or one the encoder has: imagenet, ssl, ...
     encoder_depth: int = knob(5, (lambda v: 3 <= v <= 5, "an integer in [3, 5]"))
-    base_channels: int | None = knob(None, at_least(1))  # decoder width scale; null: smp's default decoder (= 16)
+    base_channels: int | None = knob(None, WIDTH)  # decoder width scale; null: smp's default decoder (= 16)
     decoder_attention: str | None = knob(None, one_of("scse"))  # unet and unetplusplus only
 
 
@@ -300,7 +321,7 @@ EXTENDABLE_SCHEDULES = ("none", "plateau")
 # --- trainer, logger, paths -----------------------------------------------------------------------------------
 @dataclass
 class TrainerConfig:
-    epochs: int = knob(20, at_least(1))
+    epochs: int = knob(20, EPOCHS)
     device: str = knob("auto", DEVICE, neutral=True)
     precision: str = knob("32", one_of("32", "bf16", "16"))
     channels_last: bool = knob(True, neutral=True)
@@ -429,13 +450,13 @@ class EvalDataConfig:
     """seg.evaluate's data keys: null takes the checkpoint's value."""
 
     root: str | None = None
-    image_size: int | None = knob(None, at_least(1))
+    image_size: int | None = knob(None, IMAGE_SIZE)
     uncertain: str | None = knob(None, one_of(*UNCERTAIN_MODES))
     val_split: float | None = knob(None, FRACTION)
     limit: int | None = knob(None, at_least(1))
     on_bad_sample: str | None = knob(None, one_of(*BAD_SAMPLE_POLICIES))
-    batch_size: int | None = knob(None, at_least(1))
-    num_workers: int = knob(0, at_least(0))
+    batch_size: int | None = knob(None, BATCH_SIZE)
+    num_workers: int = knob(0, WORKERS)
     cache: bool = True
 
 
@@ -469,10 +490,10 @@ class PredictConfig:
     input: str | None = None
     output: str | None = None
     device: str = knob("auto", DEVICE)
-    image_size: int | None = knob(None, at_least(1))
+    image_size: int | None = knob(None, IMAGE_SIZE)
     threshold: float | None = knob(None, FRACTION)
     overlay_alpha: float = knob(0.45, UNIT)
-    max_pixels: int = knob(40_000_000, at_least(1))
+    max_pixels: int = knob(40_000_000, between(1, 2**31 - 1, "pixels of one decoded image"))
 
 
 GROUPS: dict[str, dict[str, type]] = {
