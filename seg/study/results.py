@@ -1,10 +1,17 @@
 """A study on disk: its record (study.json), its runs (runs/<key>/, read through seg.rundir) and the paired
-comparisons the verdicts judge. Shared by the study runner (between looks) and seg.report."""
+comparisons the verdicts judge. Shared by the study runner (between looks) and seg.report.
+
+Everything read here is validated before anyone judges it (seg.study.validate): a study.json that is not what the
+runner writes (missing keys, wrong types, non-finite numbers, an unknown metric, a name that is not one plain file
+name) is a StudyFileError naming the file and the key; a run whose summary.json or per-image CSV holds bad numbers
+is a run that did not complete, with the file and key as its error, and is never averaged.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +24,9 @@ from seg.engine.history import read_metrics
 from seg.rundir import RunDir, Status, Summary, atomic_write
 from seg.study.plan import Ablation, Job, comparison_name
 from seg.study.stats import Comparison
+from seg.study.validate import checked_record, per_image_problem, read_json, summary_problem
+
+log = logging.getLogger(__name__)
 
 STUDY_FILE = "study.json"
 
@@ -38,7 +48,9 @@ class StudyRecord:
 
     @classmethod
     def load(cls, study_dir: Path) -> StudyRecord:
-        data = json.loads((study_dir / STUDY_FILE).read_text())
+        """study.json, validated (StudyFileError naming the file and the key)."""
+        path = study_dir / STUDY_FILE
+        data = checked_record(read_json(path), path, [f.name for f in dataclasses.fields(cls)])
         data["ablations"] = [Ablation(**a) for a in data["ablations"]]
         data["jobs"] = [Job(**{**j, "overrides": tuple(j["overrides"])}) for j in data["jobs"]]
         return cls(**data)
@@ -57,7 +69,22 @@ class Run:
 
     @cached_property
     def summary(self) -> Summary | None:
-        return self.run.read_summary()
+        """The run's summary; one that cannot be trusted (unreadable, bad numbers, a bad per-image CSV) as `failed`
+        with the file and key as its error."""
+        path = self.run.summary_file
+        if not path.is_file():
+            return None
+        try:
+            summary = Summary.from_json(path.read_text())
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return self._untrusted(None, f"{path} is not a summary seg wrote ({type(e).__name__}: {e})")
+        problem = summary_problem(summary, path) or per_image_problem(self.run.test_per_image)
+        return summary if problem is None else self._untrusted(summary, problem)
+
+    def _untrusted(self, summary: Summary | None, problem: str) -> Summary:
+        log.warning("%s: not judged", problem)
+        base = summary or Summary(Status.FAILED, str(self.run.path))
+        return dataclasses.replace(base, status=Status.FAILED, error=f"not judged: {problem}")
 
     @property
     def completed(self) -> bool:
@@ -71,8 +98,8 @@ class Run:
 
     @cached_property
     def per_image(self) -> dict[str, float] | None:
-        """{test image: Dice}, or None without test_per_image.csv."""
-        if not self.run.test_per_image.is_file():
+        """{test image: Dice} of a completed run (validated with its summary), or None without test_per_image.csv."""
+        if not self.completed or not self.run.test_per_image.is_file():
             return None
         return {name: row[0] for name, row in read_per_image(self.run.test_per_image).items()}
 
