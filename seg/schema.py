@@ -99,7 +99,7 @@ class SplitListsConfig:
 
 MASK_CLASSES = ("foreground", "background", "ignore")
 MASK_VALUES: Check = (
-    lambda v: len(v) > 0 and all(c in MASK_CLASSES for c in v.values()),
+    lambda v: isinstance(v, dict) and all(c in MASK_CLASSES for c in v.values()),
     "a map from mask values (0-255) or colours (R-G-B, '#rrggbb') to foreground, background or ignore, "
     "e.g. {0:background,255:foreground,128:ignore}",
 )
@@ -121,7 +121,8 @@ class DataConfig:
     synthetic: SyntheticConfig | None = None
     # the layout (seg/data/layout.py): oxford (images/ + annotations/) or folder (images/ + masks/, conf/data/folder)
     layout: str = knob("oxford", one_of("oxford", "folder"), keyed_once_set=True)
-    mask_values: dict[Any, str] | None = knob(None, MASK_VALUES, keyed_once_set=True)  # folder; null: 0 bg, 1/255 fg
+    # folder, a dict (typed Any: Hydra cannot merge an override into a null Dict node); null: 0 bg, 1 and 255 fg
+    mask_values: Any = knob(None, MASK_VALUES, keyed_once_set=True)
     mask_suffix: str = knob("", keyed_once_set=True)  # folder: masks/<stem><suffix>.png, e.g. _mask
     splits: SplitListsConfig = field(default_factory=SplitListsConfig)
     test_split: float = knob(0.2, FRACTION, keyed_once_set=True)  # folder without a test list: this fraction
@@ -420,6 +421,8 @@ class StudyConfig:
     metric: str = knob("test_dice", one_of("test_dice", "best_val_dice"), neutral=True)
     # runs another study command is training: false -> leave them to it; true -> wait for it and take what is left
     wait: bool = knob(False, neutral=True)
+    # k-fold splits varied with the seed: seed s trains with data.folds=K data.fold=s % K (seg/study/plan.py)
+    folds: int | None = knob(None, at_least(2), neutral=True)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from seg.rundir import RunDir, Status, Summary
 from seg.schema import PruningConfig
 from seg.sweep.pruning import TrialPruner
 from seg.sweep.space import search_space, shared_settings
-from seg.sweep.study import INTERRUPTED, SETTINGS, WORKER, counted_trials, fail_stale, open_storage
+from seg.sweep.storage import INTERRUPTED, SETTINGS, WORKER, counted_trials, fail_stale, open_storage
 from seg.sweep.trials import compute_saved, job_outcome
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")

@@ -23,6 +23,8 @@ class SegOptunaSweeperConf(OptunaSweeperConf):
     heartbeat_interval: int = 20
     # seconds without a heartbeat after which a running trial counts as its worker's death: failed and rerun
     grace_period: int = 120
+    # seconds the storage may stay locked (sqlite) or unreachable (a server) before the search stops in one line
+    storage_timeout: float = 30.0
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="base_seg_optuna", node=SegOptunaSweeperConf, provider="seg")
@@ -31,18 +33,20 @@ ConfigStore.instance().store(group="hydra/sweeper", name="base_seg_optuna", node
 class SegOptunaSweeper(OptunaSweeper):
     """Same config keys as the plugin's `optuna` sweeper, plus heartbeat_interval and grace_period."""
 
-    def __init__(self, heartbeat_interval: int, grace_period: int, **kwargs: Any) -> None:
+    def __init__(self, heartbeat_interval: int, grace_period: int, storage_timeout: float, **kwargs: Any) -> None:
         """`kwargs`: the keys of the plugin's OptunaSweeperConf (sampler already instantiated)."""
         from seg.sweep.search import ResumableSearch
 
-        self.sweeper = ResumableSearch(heartbeat_interval=heartbeat_interval, grace_period=grace_period, **kwargs)
+        self.sweeper = ResumableSearch(heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                                       storage_timeout=storage_timeout, **kwargs)  # fmt: skip
 
     def sweep(self, arguments: list[str]) -> None:
         """Run the search; a user error or an abort is one line and exit 2 (bad input) or 1 (aborted)."""
         from seg.errors import exit_on_user_error
         from seg.sweep.search import SearchAborted
+        from seg.sweep.storage import storage_errors
 
-        with exit_on_user_error():
+        with exit_on_user_error(), storage_errors(self.sweeper.storage, self.sweeper.storage_timeout):
             try:
                 self.sweeper.sweep(arguments)
             except SearchAborted as e:

@@ -104,9 +104,10 @@ def load_ablations(study: StudyConfig, own: TrainConfig, compose: Compose, argum
 
 
 def expand(ablations: list[Ablation], seeds: dict[str, list[int]], compose: Compose, arguments: list[str],
-           keys: dict[tuple[str, ...], str] | None = None) -> list[Job]:  # fmt: skip
+           keys: dict[tuple[str, ...], str] | None = None, folds: int | None = None) -> list[Job]:  # fmt: skip
     """Every job of the study: per comparison its arm over `seeds[comparison name]`, and the baseline over the
-    union of its comparisons' seeds. `keys` caches overrides -> key between calls (composing takes ~0.1 s)."""
+    union of its comparisons' seeds. `keys` caches overrides -> key between calls (composing takes ~0.1 s).
+    `folds` (study.folds): seed s trains on fold s % folds (`seed_overrides`), so verdicts cover the split too."""
     keys = {} if keys is None else keys
     jobs = []
     for ab in ablations:
@@ -117,11 +118,17 @@ def expand(ablations: list[Ablation], seeds: dict[str, list[int]], compose: Comp
             arm_seeds[ab.baseline] = sorted({s for v in arm_seeds.values() for s in v})
             for arm in ab.values:
                 for seed in arm_seeds[arm]:
-                    overrides = tuple(_merge(arguments, [*ab.select, f"{ab.factor}={arm}", *stratum, f"seed={seed}"]))
+                    overrides = tuple(_merge(arguments, [*ab.select, f"{ab.factor}={arm}", *stratum,
+                                                         *seed_overrides(seed, folds)]))  # fmt: skip
                     if overrides not in keys:
                         keys[overrides] = run_key(compose(list(overrides)))
                     jobs.append(Job(ab.name, where, arm, seed, overrides, keys[overrides]))
     return jobs
+
+
+def seed_overrides(seed: int, folds: int | None) -> list[str]:
+    """The overrides of a study's seed: `seed=s`, and with study.folds=K the fold it trains on (s % K)."""
+    return [f"seed={seed}"] + ([] if folds is None else [f"data.folds={folds}", f"data.fold={seed % folds}"])
 
 
 def _merge(arguments: list[str], job: list[str]) -> list[str]:

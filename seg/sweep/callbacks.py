@@ -11,6 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from seg.sweep.crossval import write_cv_summary
 from seg.sweep.results import JobResult, load_sweep, write_sweep_summary
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,9 @@ class SweepSummary(Callback):
         _, md_path = write_sweep_summary(sweep_dir, jobs)
         done = sum(job.status in ("completed", "pruned") for job in jobs)
         log.info("Sweep summary (%d of %d jobs finished): %s", done, len(jobs), md_path)
+        cross_validation = write_cv_summary(sweep_dir, jobs)  # a sweep over data.fold: mean ± sd over folds
+        if cross_validation is not None:
+            print(cross_validation)
         if done == 0:
             print(f"error: {no_job_finished(jobs, md_path)}", file=sys.stderr)
             sys.exit(1)

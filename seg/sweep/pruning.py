@@ -82,7 +82,7 @@ class TrialPruner(Hook):
             return None
         import optuna
 
-        from seg.sweep.study import open_storage, quiet_optuna_logging
+        from seg.sweep.storage import open_storage, quiet_optuna_logging
 
         quiet_optuna_logging()
         storage = optuna.storages.get_storage(open_storage(cfg.storage))

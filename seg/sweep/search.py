@@ -9,7 +9,7 @@ What it changes, and why:
   for one only while the study has fewer than `n_trials` trials finished or running; it sends a heartbeat for
   each of its trials until the trial is told. A RUNNING trial whose heartbeat is older than `grace_period`
   belongs to a dead worker: it is failed, marked `interrupted` (not counted) and its parameters queued again
-  (seg/sweep/study.py). A worker with nothing left to ask waits for the other workers' trials, so that a dead
+  (seg/sweep/storage.py). A worker with nothing left to ask waits for the other workers' trials, so that a dead
   worker's trial runs again, and ends when the study has `n_trials` counted trials. A worker stopped by Ctrl-C
   or SIGTERM fails and requeues its own running trials at once.
 - Failures: a trial whose job raised, wrote status failed (e.g. NaN loss) or returned a non-finite value is told
@@ -37,7 +37,8 @@ from optuna.trial import Trial, TrialState
 from seg.errors import ConfigError, SegError
 from seg.sweep.pruning import make_pruner
 from seg.sweep.space import search_space, shared_settings, trial_config
-from seg.sweep.study import (
+from seg.sweep.storage import (
+    STORAGE_TIMEOUT_S,
     WORKER,
     check_settings,
     counted_trials,
@@ -60,11 +61,13 @@ class SearchAborted(SegError):
 class ResumableSearch(OptunaSweeperImpl):
     """hydra-optuna-sweeper's implementation with seg's `sweep()` (see the module docstring)."""
 
-    def __init__(self, heartbeat_interval: int, grace_period: int, **kwargs: Any) -> None:
-        """`heartbeat_interval`, `grace_period`: seconds (conf/hydra/sweeper/seg_optuna.yaml); `kwargs`: the
-        plugin's keys."""
+    def __init__(self, heartbeat_interval: int, grace_period: int, storage_timeout: float = STORAGE_TIMEOUT_S,
+                 **kwargs: Any) -> None:  # fmt: skip
+        """`heartbeat_interval`, `grace_period`, `storage_timeout`: seconds (conf/hydra/sweeper/seg_optuna.yaml);
+        `kwargs`: the plugin's keys."""
         super().__init__(**kwargs)
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+        self.storage_timeout = storage_timeout
 
     def sweep(self, arguments: list[str]) -> None:
         if self.heartbeat_interval < 1 or self.grace_period <= self.heartbeat_interval:
@@ -87,7 +90,7 @@ class ResumableSearch(OptunaSweeperImpl):
         self.pruner_name = "none" if trial_cfg.pruning is None else trial_cfg.pruning.pruner
         self.pruner = make_pruner(trial_cfg.pruning, self.epochs)
         quiet_optuna_logging()
-        self.rdb = open_storage(self.storage, self.heartbeat_interval, self.grace_period)
+        self.rdb = open_storage(self.storage, self.heartbeat_interval, self.grace_period, self.storage_timeout)
         self.overrides: dict[int, tuple[str, ...]] = {}
         study = optuna.create_study(
             study_name=self.study_name, storage=self.rdb, sampler=self.sampler, pruner=self.pruner,

@@ -36,7 +36,7 @@ from optuna.trial import TrialState
 
 from seg.rundir import RunDir, Status
 from seg.study.runner import next_action
-from seg.sweep.study import WORKER, counted_trials
+from seg.sweep.storage import WORKER, counted_trials
 
 # what one job asks for on this CPU cluster (slurm.yaml asks for a GPU node: 8 CPUs, 1 GPU, 32 GB)
 CPU_JOB = ["hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=60"]

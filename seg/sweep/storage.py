@@ -5,6 +5,10 @@ survives interruption, so that trial jobs in other processes can report to it, a
 processes (workers) can share it. A worker records a heartbeat for each trial it runs; a RUNNING trial whose
 heartbeat is older than the grace period belongs to a worker that died: any worker fails it, marks it
 `interrupted` (it does not count against n_trials) and queues its parameters again.
+
+A storage that cannot be used (a file that is not a database, a database locked by another process for longer than
+the timeout, a server that cannot be reached) is one line within that timeout (`hydra.sweeper.storage_timeout`,
+STORAGE_TIMEOUT_S by default), never a traceback after minutes.
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from seg.errors import ConfigError
+from seg.errors import ConfigError, SegError
 
 log = logging.getLogger(__name__)
 
 SQLITE_PREFIX = "sqlite:///"
-# Seconds a write waits for the sqlite lock held by another process (parallel workers and trial jobs).
-SQLITE_TIMEOUT_S = 120
+# Seconds a write waits for the sqlite lock held by another process (parallel workers and trial jobs), or a
+# connection to a database server waits for it; then the search stops with one line.
+STORAGE_TIMEOUT_S = 30.0
 # Trial states that a finished trial can have; a search's budget counts these.
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # User attribute marking a trial that was running when its worker stopped (it runs again as a new trial).
@@ -47,19 +52,51 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class StorageError(SegError):
+    """The search's Optuna storage cannot be used: not a database, locked too long, or unreachable."""
+
+
 def open_storage(
-    url: str | None, heartbeat_interval: int | None = None, grace_period: int | None = None
-) -> optuna.storages.RDBStorage | None:
-    """The storage behind `url` (None: in memory); sqlite gets its folder created and a lock timeout."""
+    url: str | None, heartbeat_interval: int | None = None, grace_period: int | None = None,
+    timeout: float = STORAGE_TIMEOUT_S,
+) -> optuna.storages.RDBStorage | None:  # fmt: skip
+    """The storage behind `url` (None: in memory); sqlite gets its folder created and a lock timeout, a server a
+    connection timeout (`timeout` seconds). StorageError (one line) when it cannot be used."""
     if url is None:
         return None
-    engine_kwargs = {}
     if url.startswith(SQLITE_PREFIX):
-        Path(url[len(SQLITE_PREFIX) :]).parent.mkdir(parents=True, exist_ok=True)
-        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
-    return optuna.storages.RDBStorage(
-        url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval, grace_period=grace_period
-    )
+        try:
+            Path(url[len(SQLITE_PREFIX) :]).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"Optuna storage {url}: its folder cannot be made ({e}); give another "
+                               "hydra.sweeper.storage") from e  # fmt: skip
+        connect_args: dict[str, Any] = {"timeout": timeout}
+    else:
+        connect_args = {"connect_timeout": max(1, round(timeout))}  # PostgreSQL and MySQL drivers
+    with storage_errors(url, timeout):
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs={"connect_args": connect_args}, heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+        )  # fmt: skip
+
+
+@contextmanager
+def storage_errors(url: str | None, timeout: float = STORAGE_TIMEOUT_S) -> Iterator[None]:
+    """Turn a database error from the storage at `url` into a StorageError that says what to do."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except SQLAlchemyError as e:
+        text = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        if "not a database" in text or "malformed" in text:
+            what = "is not an Optuna database; give another hydra.sweeper.storage (or move the file aside)"
+        elif "locked" in text:
+            what = (f"stayed locked by another process for {timeout:g} s (hydra.sweeper.storage_timeout); "
+                    "wait for it to finish, or raise the timeout")  # fmt: skip
+        else:
+            what = "cannot be opened or reached; check the path or server, or give another hydra.sweeper.storage"
+        raise StorageError(f"Optuna storage {url} {what} ({type(e).__name__}: {text})") from e
 
 
 @contextmanager
