@@ -3,5 +3,8 @@
 IGNORE_INDEX = 255
 """Mask value of pixels excluded from every loss and metric (trimap border with `data.uncertain=ignore`)."""
 
+CHECKPOINTS = ("best", "last", "ema")
+"""The checkpoints a run tests after fit (ema with trainer.ema_decay); a study judges one (study.checkpoint)."""
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -16,6 +16,7 @@ from typing import Any  # noqa: UP035 -- OmegaConf reads Optional[...] from the 
 
 from omegaconf import MISSING
 
+from seg import constants
 from seg.study.rules import FAMILIES, SPENDING, TESTS
 
 Check = tuple[Callable[[Any], bool], str]
@@ -419,6 +420,8 @@ class StudyConfig:
     family: str = knob("ablation", one_of(*FAMILIES), neutral=True)
     spending: str = knob("obrien_fleming", one_of(*SPENDING), neutral=True)
     metric: str = knob("test_dice", one_of("test_dice", "best_val_dice"), neutral=True)
+    # whose test Dice is judged: best (best val Dice), last (last epoch) or ema (needs trainer.ema_decay)
+    checkpoint: str = knob("best", one_of(*constants.CHECKPOINTS), neutral=True)
     # runs another study command is training: false -> leave them to it; true -> wait for it and take what is left
     wait: bool = knob(False, neutral=True)
     # k-fold splits varied with the seed: seed s trains with data.folds=K data.fold=s % K (seg/study/plan.py)

@@ -14,6 +14,7 @@ import yaml
 
 from seg.build import Training, build_training
 from seg.config import to_yaml
+from seg.constants import CHECKPOINTS
 from seg.engine.ema import WeightAverage
 from seg.engine.evaluation import Evaluation, evaluate_dataset
 from seg.engine.fit import Hook, TrainState, fit
@@ -23,7 +24,7 @@ from seg.engine.tracking import WandbTracker, with_tracking_names
 from seg.errors import find_user_error
 from seg.inference import load_weights
 from seg.resume import Resume
-from seg.rundir import CHECKPOINTS, RunDir, Status, Summary, atomic_write, load_checkpoint
+from seg.rundir import RunDir, Status, Summary, atomic_write, load_checkpoint
 from seg.schema import TrainConfig
 
 log = logging.getLogger("seg.train")

@@ -10,9 +10,14 @@ from configs import compose_config
 from torch import nn
 
 from seg.config import result_items
+from seg.constants import CHECKPOINTS
 from seg.engine.ema import WeightAverage
+from seg.errors import ConfigError
 from seg.resume import resume_run
-from seg.rundir import CHECKPOINTS, RunDir, Status, load_checkpoint
+from seg.rundir import RunDir, Status, Summary, load_checkpoint
+from seg.schema import StudyConfig
+from seg.study.plan import Ablation, Job
+from seg.study.results import StudyRecord, load_runs, paired_comparisons
 from seg.training import train
 
 SMALL = ["debug=smoke", "data=synthetic", "logger=none", "scheduler=none", "trainer.ema_decay=0.9"]
@@ -66,3 +71,29 @@ def test_runs_without_ema_keep_their_keys() -> None:
     off, on = compose_config("data=synthetic"), compose_config("data=synthetic", "trainer.ema_decay=0.99")
     assert "trainer.ema_decay" not in result_items(off)
     assert result_items(on)["trainer.ema_decay"] == 0.99
+
+
+def test_a_study_judges_the_checkpoint_it_is_told(tmp_path: Path) -> None:
+    jobs = [Job("a", "", arm, seed, (), f"{arm}{seed}") for arm in ("x", "y") for seed in (0, 1, 2)]
+    for job in jobs:
+        run = RunDir(tmp_path / "runs" / job.key)
+        run.path.mkdir(parents=True)
+        dice = {name: 0.5 + 0.1 * (job.arm == "y") * (name == "ema") + 0.01 * job.seed for name in CHECKPOINTS}
+        for name, value in dice.items():
+            run.test_per_image_of(name).write_text(f"image,dice,tp,fp,fn\ni0,{value},1,0,0\n")
+        run.write_summary(Summary(Status.COMPLETED, str(run.path), test={"dice": dice["best"]},
+                                  test_of={"last": {"dice": dice["last"]}, "ema": {"dice": dice["ema"]}}))  # fmt: skip
+    ablation = Ablation("a", "f", ["x", "y"], "x")
+    for checkpoint, difference in (("best", 0.0), ("last", 0.0), ("ema", 0.1)):
+        record = StudyRecord("s", {**vars(StudyConfig()), "checkpoint": checkpoint}, 0.05, [ablation], jobs)
+        runs = load_runs(tmp_path, jobs, record.checkpoint)
+        (paired,) = paired_comparisons([ablation], jobs, runs, "test_dice")
+        c = paired.comparison
+        assert c.arm - c.baseline == pytest.approx([difference] * 3), checkpoint
+        assert c.arm_images[:, 0] == pytest.approx(c.arm), checkpoint
+
+
+def test_a_study_of_ema_needs_runs_with_ema() -> None:
+    with pytest.raises(ConfigError, match="study.checkpoint=ema needs trainer.ema_decay"):
+        compose_config("study=ablations", "study.checkpoint=ema")
+    assert compose_config("study=ablations", "study.checkpoint=ema", "trainer.ema_decay=0.99").study.checkpoint == "ema"

@@ -43,6 +43,11 @@ class StudyRecord:
     descriptions: dict[str, str] = field(default_factory=dict)  # ablation -> its fixed settings in one line
     invocations: list[dict[str, Any]] = field(default_factory=list)  # per command: counts of runs and seconds
 
+    @property
+    def checkpoint(self) -> str:
+        """Whose test Dice the study judges (study.checkpoint; best before it existed)."""
+        return self.settings.get("checkpoint", "best")
+
     def save(self, study_dir: Path) -> None:
         atomic_write(study_dir / STUDY_FILE, (json.dumps(dataclasses.asdict(self), indent=1) + "\n").encode())
 
@@ -66,6 +71,7 @@ class Run:
 
     key: str
     run: RunDir
+    checkpoint: str = "best"  # whose test Dice and per-image CSV are judged (study.checkpoint)
 
     @cached_property
     def summary(self) -> Summary | None:
@@ -78,7 +84,7 @@ class Run:
             summary = Summary.from_json(path.read_text())
         except (OSError, ValueError, KeyError, TypeError) as e:
             return self._untrusted(None, f"{path} is not a summary seg wrote ({type(e).__name__}: {e})")
-        problem = summary_problem(summary, path) or per_image_problem(self.run.test_per_image)
+        problem = summary_problem(summary, path) or per_image_problem(self.run.test_per_image_of(self.checkpoint))
         return summary if problem is None else self._untrusted(summary, problem)
 
     def _untrusted(self, summary: Summary | None, problem: str) -> Summary:
@@ -94,22 +100,24 @@ class Run:
         """test_dice (mean over test images) or best_val_dice of a completed run, else None."""
         if not self.completed:
             return None
-        return self.summary.test_dice if metric == "test_dice" else self.summary.best_val_dice
+        return self.summary.test_dice_of(self.checkpoint) if metric == "test_dice" else self.summary.best_val_dice
 
     @cached_property
     def per_image(self) -> dict[str, float] | None:
         """{test image: Dice} of a completed run (validated with its summary), or None without test_per_image.csv."""
-        if not self.completed or not self.run.test_per_image.is_file():
+        csv = self.run.test_per_image_of(self.checkpoint)
+        if not self.completed or not csv.is_file():
             return None
-        return {name: row[0] for name, row in read_per_image(self.run.test_per_image).items()}
+        return {name: row[0] for name, row in read_per_image(csv).items()}
 
     @cached_property
     def curves(self) -> list[dict[str, float]]:
         return read_metrics(self.run.metrics)
 
 
-def load_runs(study_dir: Path, jobs: list[Job]) -> dict[str, Run]:
-    return {j.key: Run(j.key, RunDir(run_path(study_dir, j.key))) for j in jobs}
+def load_runs(study_dir: Path, jobs: list[Job], checkpoint: str = "best") -> dict[str, Run]:
+    """The study's runs, judged by the test Dice of `checkpoint` (one of seg.constants.CHECKPOINTS)."""
+    return {j.key: Run(j.key, RunDir(run_path(study_dir, j.key)), checkpoint) for j in jobs}
 
 
 def cells(jobs: list[Job]) -> dict[tuple[str, str, str], dict[int, str]]:

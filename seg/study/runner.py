@@ -134,7 +134,7 @@ def run_looks(study: StudyConfig, study_dir: Path, record: StudyRecord, schedule
 
 def _more_seeds(study: StudyConfig, study_dir: Path, record: StudyRecord, n_seeds: int,
                 schedule: list[int]) -> dict[str, int]:  # fmt: skip
-    runs = load_runs(study_dir, record.jobs)
+    runs = load_runs(study_dir, record.jobs, record.checkpoint)
     paired = [p for p in paired_comparisons(record.ablations, record.jobs, runs, study.metric) if p.comparison]
     verdicts = judge([p.comparison for p in paired], study.margin, rule_from_settings(record.settings),
                      [p.ablation for p in paired])  # fmt: skip
@@ -152,7 +152,7 @@ def finish(study: StudyConfig, study_dir: Path, record: StudyRecord, started: fl
         record.save(study_dir)
         report = write_report(study_dir)
     log_report(report, sorted(study_dir.glob("*.png")), [study_dir / "runs"])  # a W&B run in the study's group
-    runs = load_runs(study_dir, record.jobs)
+    runs = load_runs(study_dir, record.jobs, record.checkpoint)
     unfinished = {k: r for k, r in runs.items() if not (r.summary and r.summary.status.finished)}
     others = {k: h for k in unfinished if (h := _holder(study_dir, k))}
     if others:
