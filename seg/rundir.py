@@ -147,8 +147,6 @@ def atomic_write(path: Path, data: bytes) -> None:
 # --- checkpoints -----------------------------------------------------------------------------------------------
 CHECKPOINT_FORMAT = "seg-checkpoint"
 CHECKPOINT_VERSION = 2
-CHECKPOINTS = ("best", "last", "ema")
-"""The checkpoints a run tests after fit (ema with trainer.ema_decay); a study judges one (study.checkpoint)."""
 
 
 @dataclass
