@@ -1,0 +1,95 @@
+"""Killed jobs: a study whose launcher lost a job (joblib's TerminatedWorkerError when the OOM killer or a SIGKILL
+took a worker) records the run as killed, goes on and says what to rerun; no loader worker outlives its run's
+main process, even one killed with SIGKILL while its workers are busy."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import pytest
+from clitools import REPO
+from configs import CONF
+from joblib.externals.loky.process_executor import TerminatedWorkerError
+from omegaconf import DictConfig
+
+from seg.rundir import RunDir, Status, Summary
+from seg.study.runner import Action, next_action, run_study
+
+
+def _compose_with_hydra(overrides: list[str]) -> DictConfig:
+    with hydra.initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra.compose("train", overrides=overrides, return_hydra_config=True)
+
+
+def test_a_killed_study_job_is_recorded_and_the_study_goes_on(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The launcher finishes one run, leaves the other `running` (its process gone) and raises as joblib does."""
+
+    def launch(batch: list[list[str]]) -> None:
+        for n, overrides in enumerate(batch):
+            given = dict(o.split("=", 1) for o in overrides)
+            run = RunDir(tmp_path / given["hydra.sweep.subdir"])
+            status = Status.COMPLETED if n == 0 else Status.RUNNING
+            run.write_summary(Summary(status, str(run.path), 0.6, 1, 1, 2.0, test={"dice": 0.6}))
+            run.last.parent.mkdir(parents=True, exist_ok=True)
+            run.last.write_bytes(b"last.pt of epoch 1")
+        raise TerminatedWorkerError("A worker process managed by the executor was unexpectedly terminated.")
+
+    args = ["study=ablations", "study.experiments=[ablation_architecture]", "study.seeds=[0]"]
+    record = run_study(_compose_with_hydra([*args, f"hydra.sweep.dir={tmp_path}"]), args, _compose_with_hydra, launch)
+    killed = RunDir(tmp_path / "runs" / record.jobs[1].key)
+    summary = killed.read_summary()
+    assert summary.status == Status.KILLED and "killed after epoch 1 (SIGKILL, out of memory" in summary.error
+    assert next_action(killed) == Action.RESUME, "the next command resumes it"
+    out = capsys.readouterr().out
+    assert f"1 runs did not finish ({killed.path.name}: killed); run the same command again" in out
+    assert record.invocations[-1]["launcher_errors"] == 1 and (tmp_path / "report.md").is_file()
+
+
+BUSY_WORKERS = """
+import sys, time
+from torch.utils.data import Dataset
+from seg.engine.runtime import make_loader, stop_signals_interrupt
+
+class Busy(Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, item):
+        time.sleep(300)  # a worker in the middle of a long read
+
+stop_signals_interrupt()
+batches = iter(make_loader(Busy(), 1, 2, False, False))
+print(" ".join(str(w.pid) for w in batches._workers), flush=True)
+next(batches)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker states from /proc")
+def test_no_loader_worker_outlives_its_run_killed_with_sigkill() -> None:
+    main = subprocess.Popen([sys.executable, "-c", BUSY_WORKERS], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    workers = [int(pid) for pid in main.stdout.readline().split()]
+    assert len(workers) == 2 and all(_running(pid) for pid in workers)
+    main.send_signal(signal.SIGKILL)
+    main.wait()
+    deadline = time.monotonic() + 60  # the workers sleep 300 s: without the fix they are still there then
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in workers if _running(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "loader workers outlived their main process"
