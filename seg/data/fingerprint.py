@@ -52,7 +52,7 @@ def check_and_log(datasets: dict[str, PetSegmentation], root: Path, n_bad: int) 
     fractions = None if train is None else _cached_fractions(train)
     if fractions is not None:
         if not fractions.any():
-            raise SegError(f"the {len(fractions)} training masks of {root} hold no foreground at all; check "
+            raise SegError(f"no training mask of {root} ({len(fractions)} images) holds any foreground; check "
                            "data.mask_values (null reads 0 as background, 1 and 255 as foreground)")
         parts.append(f"train foreground {fractions.mean():.1%} of pixels (min {fractions.min():.1%}, max "
                      f"{fractions.max():.1%}, {int((fractions == 0).sum())} empty masks)")

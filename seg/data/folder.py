@@ -71,7 +71,8 @@ class FolderLayout:
         if missing:
             raise DatasetNotFoundError(
                 f"No folder dataset at {self.root}: missing {', '.join(f'{m}/' for m in missing)}. To fix: set "
-                "data.root to the folder holding images/ and masks/ (same stems, e.g. images/a.jpg + masks/a.png)"
+                "data.root=/path/to/your/dataset, the folder holding images/ and masks/ (same stems, e.g. "
+                "images/a.jpg + masks/a.png)"
             )
         images, bad = self._scan("images", "")
         masks, bad_masks = self._scan("masks", self.mask_suffix)

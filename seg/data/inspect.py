@@ -13,8 +13,6 @@ import json
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
 from seg.data.build import dataset_splits, layout_kwargs
 from seg.data.fingerprint import compute, describe, fingerprint_path
 from seg.data.validate import stat_check
@@ -25,11 +23,9 @@ __all__ = ["main", "inspect"]
 
 def inspect(overrides: list[str]) -> tuple[dict, Path]:
     """The fingerprint of the dataset seg.train would read with `overrides`, and where it was written."""
-    from seg.config import CONF_DIR, register, typed_config
+    from seg.config import compose, typed_config
 
-    register()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-        cfg = typed_config(compose("train", overrides=overrides))
+    cfg = typed_config(compose("train", overrides))
     data = cfg.data
     kwargs = layout_kwargs(data)
     layout, named, bad = dataset_splits(

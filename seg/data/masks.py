@@ -53,9 +53,7 @@ class MaskMap:
     @classmethod
     def parse(cls, mapping: dict[Any, str] | None) -> MaskMap:
         """ConfigError naming data.mask_values for an unknown class, a bad key, or gray and colour keys mixed."""
-        mapping = DEFAULT_MASK_VALUES if mapping is None else mapping
-        if not mapping:
-            raise ConfigError("data.mask_values is empty; e.g. data.mask_values={0:background,255:foreground}")
+        mapping = mapping or DEFAULT_MASK_VALUES
         gray, colours = {}, {}
         for key, cls_name in mapping.items():
             if cls_name not in CLASSES:

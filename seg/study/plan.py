@@ -104,10 +104,12 @@ def load_ablations(study: StudyConfig, own: TrainConfig, compose: Compose, argum
 
 
 def expand(ablations: list[Ablation], seeds: dict[str, list[int]], compose: Compose, arguments: list[str],
-           keys: dict[tuple[str, ...], str] | None = None, folds: int | None = None) -> list[Job]:  # fmt: skip
+           keys: dict[tuple[str, ...], str] | None = None, folds: int | None = None,
+           vary: list[str] | tuple[str, ...] = ()) -> list[Job]:  # fmt: skip
     """Every job of the study: per comparison its arm over `seeds[comparison name]`, and the baseline over the
     union of its comparisons' seeds. `keys` caches overrides -> key between calls (composing takes ~0.1 s).
-    `folds` (study.folds): seed s trains on fold s % folds (`seed_overrides`), so verdicts cover the split too."""
+    `folds` (study.folds): seed s trains on fold s % folds (`seed_overrides`), so verdicts cover the split too.
+    `vary` (study.vary): per arm and source also the jobs of `vary_overrides` (Job.source set)."""
     keys = {} if keys is None else keys
     jobs = []
     for ab in ablations:
@@ -117,13 +119,21 @@ def expand(ablations: list[Ablation], seeds: dict[str, list[int]], compose: Comp
                          for arm in ab.values if arm != ab.baseline}  # fmt: skip
             arm_seeds[ab.baseline] = sorted({s for v in arm_seeds.values() for s in v})
             for arm in ab.values:
-                for seed in arm_seeds[arm]:
-                    overrides = tuple(_merge(arguments, [*ab.select, f"{ab.factor}={arm}", *stratum,
-                                                         *seed_overrides(seed, folds)]))  # fmt: skip
+                arm_jobs = [(None, s, seed_overrides(s, folds)) for s in arm_seeds[arm]]
+                arm_jobs += [(source, s, vary_overrides(source, s, arm_seeds[arm][0], folds))
+                             for source in vary for s in arm_seeds[arm]]  # fmt: skip
+                for source, seed, seeding in arm_jobs:
+                    overrides = tuple(_merge(arguments, [*ab.select, f"{ab.factor}={arm}", *stratum, *seeding]))
                     if overrides not in keys:
                         keys[overrides] = run_key(compose(list(overrides)))
-                    jobs.append(Job(ab.name, where, arm, seed, overrides, keys[overrides]))
+                    jobs.append(Job(ab.name, where, arm, seed, overrides, keys[overrides], source))
     return jobs
+
+
+def vary_overrides(source: str, seed: int, base: int, folds: int | None) -> list[str]:
+    """The overrides that vary `source` alone: the base seed's, and `seeds.<source>=<seed>` unless seed is the base
+    (that job is the base seed's run itself, shared)."""
+    return seed_overrides(base, folds) + ([] if seed == base else [f"seeds.{source}={seed}"])
 
 
 def seed_overrides(seed: int, folds: int | None) -> list[str]:

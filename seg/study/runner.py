@@ -89,7 +89,7 @@ def run_study(config: DictConfig, arguments: list[str], compose_raw: Callable[[l
     record = StudyRecord(study.name, asdict(study), final_look_alpha(rule), ablations, [])
     started, launches, keys = time.time(), Launches(), {}
     run_looks(study, study_dir, record, schedule, lambda counts: name_jobs(
-        expand(ablations, counts, compose, arguments, keys, study.folds), ablations, study.name, compose),
+        expand(ablations, counts, compose, arguments, keys, study.folds, study.vary), ablations, study.name, compose),
               lambda batch: with_progress(study_dir, batch, lambda: _launch_guarded(launch, batch, launches.tally)),
               launches)  # fmt: skip
     for ab in ablations:
