@@ -1,5 +1,7 @@
 """User-facing errors: each message says what went wrong and what to do."""
 
+import errno
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,13 +24,35 @@ class MissingWeightsError(SegError, RuntimeError):
     """Pretrained weights were asked for but are not on this machine (and cannot be downloaded)."""
 
 
+class StorageFullError(SegError, OSError):
+    """A file could not be written for lack of room or rights (disk full, quota, read-only folder): says which file
+    and the free space of its disk."""
+
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def write_error(error: OSError) -> StorageFullError:
+    """`error` as one line: what failed, on which file, and the free space of that file's disk."""
+    where = Path(error.filename) if error.filename else Path.cwd()
+    folder = next((p for p in (where, *where.parents) if p.is_dir()), Path("/"))
+    free = shutil.disk_usage(folder).free
+    return StorageFullError(
+        f"{error.strerror or error}: {error.filename or 'a file being written'} ({free / 2**30:.2f} GiB free on the "
+        f"disk of {folder}); make room (or fix the folder's rights) and run again: resume=<run> continues from last.pt"
+    )
+
+
 def find_user_error(error: BaseException) -> SegError | None:
-    """The SegError behind `error`, following `raise ... from` chains (Hydra wraps errors of `_target_`s)."""
+    """The SegError behind `error`, following `raise ... from` chains (Hydra wraps errors of `_target_`s); a full
+    disk, a quota or a read-only folder (an OSError of WRITE_ERRNOS) is one too (StorageFullError)."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         if isinstance(current, SegError):
             return current
+        if isinstance(current, OSError) and current.errno in WRITE_ERRNOS:
+            return write_error(current)
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None

@@ -139,6 +139,9 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from e  # the file meant, not the temporary one
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

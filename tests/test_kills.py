@@ -4,6 +4,7 @@ main process, even one killed with SIGKILL while its workers are busy."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -13,13 +14,17 @@ from pathlib import Path
 
 import hydra
 import pytest
-from clitools import REPO
-from configs import CONF
+from clitools import REPO, read_csv_columns
+from configs import CONF, compose_config
 from joblib.externals.loky.process_executor import TerminatedWorkerError
 from omegaconf import DictConfig
 
-from seg.rundir import RunDir, Status, Summary
+import seg.rundir
+from seg.errors import find_user_error
+from seg.resume import resume_run
+from seg.rundir import RunDir, Status, Summary, load_checkpoint
 from seg.study.runner import Action, next_action, run_study
+from seg.training import train
 
 
 def _compose_with_hydra(overrides: list[str]) -> DictConfig:
@@ -93,3 +98,40 @@ def test_no_loader_worker_outlives_its_run_killed_with_sigkill() -> None:
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, "loader workers outlived their main process"
+
+
+SMALL = ["debug=smoke", "data=synthetic", "logger=none", "trainer.test_after_fit=false", "scheduler=none"]
+
+
+def test_a_full_disk_while_writing_last_pt_is_one_line_and_the_summary_matches_last_pt(
+    tmp_path: Path, cli_paths: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Epoch 2's last.pt meets a full disk (then space is freed): one line naming the file and the free space;
+    summary.json says 1 epoch, as last.pt holds; resume then finishes the run."""
+    real_fsync, failed = os.fsync, []
+
+    def fsync(fd: int) -> None:
+        if not failed and Path(os.readlink(f"/proc/self/fd/{fd}")).name.startswith(".last.pt.") and _epochs(run) == 2:
+            failed.append(fd)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    monkeypatch.setattr(seg.rundir.os, "fsync", fsync)
+    with pytest.raises(OSError) as e:
+        train(compose_config(*SMALL, "trainer.epochs=3", *cli_paths), run)
+    line = str(find_user_error(e.value))
+    assert failed and line.startswith(f"No space left on device: {run.last} (") and "GiB free on the disk of" in line
+    assert "\n" not in line
+    summary = run.read_summary()
+    assert summary.status == Status.FAILED and summary.epochs == load_checkpoint(run.last).epoch == 1
+    monkeypatch.setattr(seg.rundir.os, "fsync", real_fsync)
+    command = [f"resume={run.path}", *cli_paths]
+    resumed = resume_run(compose_config(*command), command)
+    assert train(resumed.config, run, resume=resumed).epochs == 3
+    assert [int(e) for e in read_csv_columns(run.metrics)["epoch"]] == [1, 2, 3]
+
+
+def _epochs(run: RunDir) -> int:
+    return len(run.metrics.read_text().splitlines()) - 1 if run.metrics.is_file() else 0

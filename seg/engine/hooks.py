@@ -50,7 +50,11 @@ class CheckpointHook(Hook):
         if self.ema is not None:
             save_checkpoint(dataclasses.replace(ckpt, model=self.ema.weights, optimizer={}), self.run.ema)
             ckpt.ema = self.ema.state_dict()
-        save_checkpoint(ckpt, self.run.last)
+        try:
+            save_checkpoint(ckpt, self.run.last)
+        except OSError:
+            state.epoch -= 1  # last.pt still holds the epoch before (it is written atomically): so does the summary
+            raise
 
 
 class TrackerHook(Hook):
