@@ -14,21 +14,13 @@ import warnings
 import numpy as np
 import pytest
 
-from seg.study.stats import (
-    Comparison,
-    Verdict,
-    hierarchical_ci,
-    holm,
-    judge,
-    look_schedule,
-    looks_alpha,
-    min_seeds_for_sign_flip,
-    next_seed_counts,
-    permutation_pvalue,
-    predictive_superiority,
-    seeds_to_resolve,
-    sign_flip_pvalues,
-)
+from seg.study.power import min_seeds_for_sign_flip, seeds_needed, seeds_to_resolve, t_power
+from seg.study.pvalues import holm, holm_within, permutation_pvalue, sign_flip_pvalues, t_pvalues
+from seg.study.rules import Rule, look_schedule
+from seg.study.sequential import next_seed_counts, nominal_levels, sequential_p, spent
+from seg.study.stats import Comparison, Verdict, hierarchical_ci, judge, predictive_superiority
+
+SIGN_FLIP = Rule(test="sign_flip", family="study")  # the previous rule, one look
 
 N_STUDIES = 1000
 RATE_BOUND = 0.065
@@ -76,7 +68,7 @@ def test_judge_agrees_with_fast_path() -> None:
     fast = holm(sign_flip_pvalues(diffs)) <= 0.05
     for study, flags in zip(diffs, fast):
         verdicts = judge([Comparison(f"c{i}", d, np.zeros_like(d)) for i, d in enumerate(study)], 0.001,
-                         n_resamples=200)
+                         SIGN_FLIP, n_resamples=200)
         assert [v.p_value for v in verdicts] == list(sign_flip_pvalues(study))
         assert [v.kind == "difference" for v in verdicts] == list(flags)
 
@@ -93,30 +85,31 @@ def test_power_at_seeds_needed(m: int) -> None:
 
 
 def test_three_agreeing_seeds_are_unresolved() -> None:
-    (v,) = judge([Comparison("aug", np.array([0.93, 0.925, 0.931]), np.array([0.92, 0.921, 0.915]))], 0.001)
+    (v,) = judge([Comparison("aug", np.array([0.93, 0.925, 0.931]), np.array([0.92, 0.921, 0.915]))], 0.001,
+                 SIGN_FLIP)
     assert v.p_value == pytest.approx(0.25) and v.p_holm >= 0.25
     assert v.kind == "unresolved" and v.seeds_needed is not None and v.seeds_needed >= 6
-    assert "cannot give p below 0.25" in v.sentence() and "significant" not in v.sentence()
+    assert "cannot give a sign-flip p below 0.25" in v.sentence() and "do not behave alike" not in v.sentence()
 
 
 def test_clear_difference_and_clear_equivalence() -> None:
     rng = np.random.default_rng(4)
     base = 0.92 + rng.normal(0, 0.01, 8)
     big, same = judge([Comparison("big", base + 0.02 + rng.normal(0, 0.002, 8), base),
-                       Comparison("same", base + rng.normal(0, 0.0005, 8), base)], margin=0.005)
+                       Comparison("same", base + rng.normal(0, 0.0005, 8), base)], margin=0.005, rule=SIGN_FLIP)
     assert big.kind == "difference" and big.p_value == pytest.approx(2 / 2**8)
     assert big.ci_seeds[0] > 0.015 and big.p_superior > 0.99 and big.seeds_needed is None
-    assert "significant" in big.sentence() and "+0.02" in big.sentence()
+    assert "do not behave alike" in big.sentence() and "+0.02" in big.sentence()
     assert same.kind == "no difference" and -0.005 < same.ci_seeds[0] < same.ci_seeds[1] < 0.005
-    assert "significant" not in same.sentence() and "no difference beyond ±0.005" in same.sentence()
+    assert "do not behave alike" not in same.sentence() and "no difference beyond ±0.005" in same.sentence()
 
 
 def test_tiny_effect_gives_no_seed_count() -> None:
     diffs = np.array([0.01, -0.012, 0.009, -0.008, 0.011, -0.0095])
     assert seeds_to_resolve(diffs, 0.05) is None
-    (v,) = judge([Comparison("tiny", diffs, np.zeros(6))], margin=0.05)
+    (v,) = judge([Comparison("tiny", diffs, np.zeros(6))], margin=0.05, rule=SIGN_FLIP)
     assert v.kind == "no difference"
-    (v,) = judge([Comparison("tiny", diffs, np.zeros(6))], margin=0.002)
+    (v,) = judge([Comparison("tiny", diffs, np.zeros(6))], margin=0.002, rule=SIGN_FLIP)
     assert v.kind == "unresolved" and v.seeds_needed is None and "too small" in v.sentence()
 
 
@@ -126,16 +119,16 @@ def test_too_few_seeds_no_crash_no_warnings(n: int) -> None:
         warnings.simplefilter("error")
         images = np.full((n, 5), 0.9)
         arm, baseline = np.array([0.93, 0.925])[:n], np.full(n, 0.92)
-        (v,) = judge([Comparison("few", arm, baseline, images + 0.01, images)], margin=1.0)
+        (v,) = judge([Comparison("few", arm, baseline, images + 0.01, images)], margin=1.0, rule=SIGN_FLIP)
         text = v.sentence()
     assert v.kind == "unresolved" and v.n_seeds == n and v.p_value == 2 / 2**n
     assert all(math.isnan(x) for x in (*v.ci_seeds, *v.ci_hierarchical))
     assert math.isnan(v.p_superior) == (n == 1)
-    assert "no CI" in text and "significant" not in text
+    assert "no CI" in text and "do not behave alike" not in text
 
 
 def test_zero_spread_is_handled() -> None:
-    (v,) = judge([Comparison("flat", np.full(6, 0.93), np.full(6, 0.92))], margin=0.001)
+    (v,) = judge([Comparison("flat", np.full(6, 0.93), np.full(6, 0.92))], margin=0.001, rule=SIGN_FLIP)
     assert v.kind == "difference" and v.ci_seeds == pytest.approx((0.01, 0.01)) and v.p_superior == 1.0
     assert seeds_to_resolve(np.full(4, 0.01), 0.05) == 6
 
@@ -165,7 +158,7 @@ def test_holm_hand_worked() -> None:
 def test_judge_holm_is_monotone_and_above_raw() -> None:
     rng = np.random.default_rng(6)
     comps = [Comparison(f"c{i}", rng.normal(0.92 + 0.004 * i, 0.005, 8), rng.normal(0.92, 0.005, 8)) for i in range(5)]
-    verdicts = judge(comps, margin=0.001, n_resamples=200)
+    verdicts = judge(comps, margin=0.001, rule=SIGN_FLIP, n_resamples=200)
     raw, adjusted = np.array([v.p_value for v in verdicts]), np.array([v.p_holm for v in verdicts])
     assert np.all(adjusted >= raw)
     order = np.argsort(raw, kind="stable")
@@ -180,31 +173,11 @@ def test_predictive_superiority() -> None:
     assert predictive_superiority(np.array([0.02, 0.01, 0.03])) > 0.8
 
 
-def test_sequential_two_looks_keep_family_wise_rate() -> None:
-    """A/A, 2 comparisons, looks at 8 and 12 seeds, alpha/2 per look; every comparison not yet called a
-    difference goes on to the second look (the worst case: equivalence verdicts would stop some earlier)."""
-    schedule = look_schedule(8, 12, 2)
-    assert schedule == [8, 12]
-    level = looks_alpha(0.05, len(schedule))
-    diffs = _studies(np.random.default_rng(8), N_STUDIES, 2, schedule[-1])
-    first, full = sign_flip_pvalues(diffs[..., : schedule[0]]), sign_flip_pvalues(diffs)
-    rate = float(np.mean(((holm(first) <= level) | (holm(full) <= level)).any(axis=-1)))
-    assert rate <= RATE_BOUND
-    naive = float(np.mean(((holm(first) <= 0.05) | (holm(full) <= 0.05)).any(axis=-1)))
-    assert naive > RATE_BOUND  # two looks at the full alpha do inflate it
-
-
-def _verdict(name: str, kind: str, needed: int | None = None) -> Verdict:
-    return Verdict(name, kind, 6, 0.0, (0.0, 0.0), None, 0.5, 0.5, 0.5, needed, 0.01)
-
-
 def test_next_seed_counts() -> None:
-    verdicts = [_verdict("a", "difference"), _verdict("b", "unresolved", 14), _verdict("c", "no difference"),
-                _verdict("d", "unresolved")]
-    assert next_seed_counts(verdicts, 6, 12) == {"b": 12, "d": 12}
-    assert next_seed_counts(verdicts, 6, 20, schedule=look_schedule(6, 20, 3)) == {"b": 13, "d": 13}
-    assert next_seed_counts(verdicts, 12, 12) == {}
-    assert looks_alpha(0.05, 1) == 0.05 and looks_alpha(0.05, 2) == 0.025
+    assert next_seed_counts(["b", "d"], 6, 12, [6, 12]) == {"b": 12, "d": 12}
+    assert next_seed_counts(["b", "d"], 6, 20, look_schedule(6, 20, 3)) == {"b": 13, "d": 13}
+    assert next_seed_counts(["b"], 12, 12, [6, 12]) == {}
+    assert look_schedule(3, None, 3) == [3] and look_schedule(3, 9, 3) == [3, 6, 9]
 
 
 def test_rejects_bad_input() -> None:
@@ -212,3 +185,123 @@ def test_rejects_bad_input() -> None:
         judge([Comparison("x", np.ones(3), np.ones(4))], margin=0.01)
     with pytest.raises(ValueError):
         judge([Comparison("x", np.ones(3), np.ones(3), np.ones((3, 4)), np.ones((3, 5)))], margin=0.01)
+
+
+ALPHAS = (0.05, 0.05 / 2, 0.05 / 4, 0.05 / 7, 0.01)
+
+
+def test_t_power_is_finite_for_large_effects() -> None:
+    """The issue's case: scipy's nct gave nan at d = 5, n = 7, and seeds-needed skipped n values that do."""
+    assert t_power(5, 7, 0.025) == pytest.approx(1.0)
+    assert seeds_to_resolve(np.array([10.0, 11.0, 9.0, 10.5, 9.5]) / 0.6, 0.05) == 6  # d ~ 13 at 0.05: 6 suffice
+    assert all(math.isfinite(t_power(d, n, a)) for d in (0.5, 5, 50, 500) for n in (2, 3, 7, 30) for a in ALPHAS)
+
+
+def test_t_power_matches_the_reference_seed_counts() -> None:
+    """REFERENCE.md: 80% power at a two-sided 0.05 (and 0.05/7) for d = 0.5, 1, 1.5, 2, 3, 5."""
+    assert [seeds_needed("t", d, 0.05) for d in (0.5, 1, 1.5, 2, 3, 5)] == [34, 10, 6, 5, 4, 3]
+    assert [seeds_needed("t", d, 0.05 / 7) for d in (2, 3, 5)] == [7, 5, 4]
+
+
+@pytest.mark.parametrize("test", ["t", "sign_flip"])
+def test_seeds_needed_is_monotone_in_d(test: str) -> None:
+    grid = [0.3, 0.6, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0, 30.0] if test == "t" else [0.8, 1.5, 2.5, 4.0, 10.0, 30.0]
+    for alpha in ALPHAS if test == "t" else (0.05, 0.05 / 7):
+        needed = [seeds_needed(test, d, alpha) or 101 for d in grid]
+        assert needed == sorted(needed, reverse=True), (alpha, needed)
+        assert needed[-1] == (3 if test == "t" else max(3, min_seeds_for_sign_flip(alpha)))
+
+
+def test_t_pvalues_match_scipy() -> None:
+    from scipy import stats
+
+    diffs = np.random.default_rng(9).normal(0.3, 1.0, size=(50, 6))
+    np.testing.assert_allclose(t_pvalues(diffs), stats.ttest_1samp(diffs, 0, axis=-1).pvalue)
+    assert t_pvalues(np.full(4, 0.01)) == 0.0 and t_pvalues(np.zeros(4)) == 1.0
+
+
+def _null(rng: np.random.Generator, shape: str, size: tuple[int, ...]) -> np.ndarray:
+    """A/A differences: symmetric about 0 (the shapes of scripts/simulate_verdicts.py)."""
+    if shape == "t3":
+        return rng.standard_t(3, size=size)
+    collapse = rng.random(size) < 0.1  # one arm of a seed near 0 now and then, either arm alike
+    return rng.normal(0, 0.01, size) + collapse * rng.choice([-0.9, 0.9], size=size)
+
+
+@pytest.mark.parametrize(("shape", "n"), [("t3", 3), ("collapse", 5), ("t3", 8)])
+def test_t_aa_family_wise_rate(shape: str, n: int) -> None:
+    """The default test under A/A: 7 comparisons, Holm, at most 5% of studies call any difference."""
+    diffs = _null(np.random.default_rng(n), shape, (N_STUDIES, 7, n))
+    assert float(np.mean((holm(t_pvalues(diffs)) <= 0.05).any(axis=-1))) <= RATE_BOUND
+
+
+def test_threshold_example_resolves_under_the_default() -> None:
+    """The issue's tiny study: threshold 0.97 against 0.5, 5 seeds, mean difference about -0.31."""
+    base = np.array([0.61, 0.58, 0.63, 0.60, 0.59])
+    arm = base - np.array([0.30, 0.33, 0.29, 0.32, 0.31])
+    (old,) = judge([Comparison("threshold", arm, base)], 0.01, SIGN_FLIP)
+    (new,) = judge([Comparison("threshold", arm, base)], 0.01)
+    assert old.kind == "unresolved" and old.p_value == pytest.approx(0.0625)
+    assert new.kind == "difference" and new.p_value < 1e-4
+    assert "paired t-test, Holm within the study (1 comparison), alpha 0.05" in new.sentence()
+    text = new.sentence()
+    assert "the arm scores lower (0 of 5 seeds ahead; mean difference -0.31" in text and "not shown" not in text
+
+
+def test_difference_whose_mean_ci_holds_zero_says_so() -> None:
+    rule = Rule(test="sign_flip", family="study")
+    v = Verdict("skew", "difference", 8, 0.004, (-0.001, 0.012), None, 0.0078, 0.0078, 0.6, None, 0.01, rule,
+                ahead=8)
+    assert "the mean difference itself is not shown" in v.sentence()
+
+
+def test_families_holm_within_each_ablation() -> None:
+    p = np.array([0.01, 0.02, 0.03, 0.04])
+    np.testing.assert_allclose(holm_within(p, ["a", "a", "b", "b"]), [0.02, 0.02, 0.06, 0.06])
+    rng = np.random.default_rng(10)
+    comps = [Comparison(f"c{i}", rng.normal(0.01 * i, 0.01, 5), np.zeros(5)) for i in range(4)]
+    groups = ["aug", "aug", "aug", "arch"]
+    by_ablation = judge(comps, 0.001, Rule(), groups, n_resamples=200)
+    whole = judge(comps, 0.001, Rule(family="study"), groups, n_resamples=200)
+    np.testing.assert_allclose([v.p_holm for v in by_ablation], holm_within([v.p_value for v in whole], groups))
+    assert [v.family_size for v in by_ablation] == [3, 3, 3, 1] and whole[0].family_size == 4
+    assert "Holm within aug (3 comparisons)" in by_ablation[0].sentence()
+
+
+def test_spending_boundaries() -> None:
+    """Lan-DeMets: the first look spends alpha(1/3) exactly; the nominal levels of 3 equal looks are the known
+    ones (O'Brien-Fleming about 0.0007, 0.016, 0.044; Pocock about 0.022 each); sequential_p inverts them."""
+    obf, pocock = nominal_levels(0.05, (3, 6, 9), "obrien_fleming"), nominal_levels(0.05, (3, 6, 9), "pocock")
+    assert obf[0] == pytest.approx(spent(0.05, 1 / 3, "obrien_fleming"))
+    np.testing.assert_allclose(obf, [0.00069, 0.0161, 0.0437], atol=4e-4)
+    np.testing.assert_allclose(pocock, [0.0226, 0.0219, 0.0217], atol=4e-4)
+    assert sequential_p(obf[2], 2, (3, 6, 9), "obrien_fleming") == pytest.approx(0.05, rel=1e-3)
+    assert sequential_p(0.04, 0, (5,), "pocock") == 0.04
+
+
+@pytest.mark.parametrize("spending", ["obrien_fleming", "pocock"])
+def test_sequential_t_keeps_family_wise_rate(spending: str) -> None:
+    """A/A, normal differences, 2 comparisons, looks at 3, 6, 9 seeds; every comparison not yet called a
+    difference goes on (the worst case: equivalence verdicts would stop some earlier). Heavier tails:
+    scripts/simulate_verdicts.py."""
+    schedule = (3, 6, 9)
+    diffs = np.random.default_rng(11).standard_normal((N_STUDIES, 2, 9))
+    crossed = np.zeros((N_STUDIES, 2), dtype=bool)
+    for look, n in enumerate(schedule):
+        p = t_pvalues(diffs[..., :n])
+        seq = np.vectorize(lambda x, k=look: sequential_p(x, k, schedule, spending))(p)
+        crossed |= holm(seq) <= 0.05
+    assert float(np.mean(crossed.any(axis=-1))) <= RATE_BOUND
+    naive = np.zeros_like(crossed)
+    for n in schedule:
+        naive |= holm(t_pvalues(diffs[..., :n])) <= 0.05
+    assert float(np.mean(naive.any(axis=-1))) > RATE_BOUND  # three looks at the full alpha do inflate it
+
+
+def test_judge_at_a_later_look_uses_its_boundary() -> None:
+    rule = Rule(schedule=(3, 6, 9))
+    diffs = np.array([0.010, 0.012, 0.008, 0.011, 0.009, 0.010])
+    (v,) = judge([Comparison("six", diffs, np.zeros(6))], 0.001, rule)
+    assert v.p_holm == pytest.approx(sequential_p(v.p_value, 1, (3, 6, 9), "obrien_fleming"))
+    assert v.p_holm > v.p_value and v.kind == "difference"
+    assert "O'Brien-Fleming alpha spending over looks at 3, 6, 9 seeds" in v.sentence()

@@ -2,19 +2,25 @@
 
 A :class:`Comparison` is one arm against its baseline within a stratum, paired by seed (seed s of both arms
 shares data order and initialisation), optionally with per-image results on the same test images.
-:func:`judge` gives each comparison one of three verdicts:
+:func:`judge` gives each comparison one of three verdicts under a :class:`~seg.study.rules.Rule` (test, Holm
+family, alpha, looks):
 
-- ``"difference"``: the exact two-sided sign-flip permutation p over the seeds, Holm-adjusted across all
-  comparisons passed together, is <= alpha. With n seeds that p cannot fall below 2/2**n, so 3 seeds never
-  give a difference (:func:`min_seeds_for_sign_flip`).
+- ``"difference"``: the test's p over the per-seed differences (seg.study.pvalues; made sequential over the
+  looks by seg.study.sequential), Holm-adjusted within the comparison's family, is <= alpha. **What it claims**:
+  the arms do not behave alike. Under the null it tests (exchangeable arms, the same config under two names,
+  so each per-seed difference is as likely to be +x as -x) differences this far to one side arise with
+  probability <= alpha; the sign of the mean says which arm is ahead. It does not claim that the mean
+  differs: with skewed differences (an arm that now and then collapses but is otherwise better) the mean can be
+  0 while the arms plainly differ. The sentence gives the mean and its CI as estimates, and says so when that
+  CI holds 0.
 - ``"no difference"``: not a difference, at least 3 seeds, and the equivalence interval (the hull of the
   paired seed-bootstrap CI and the Student-t CI; the bootstrap alone is too narrow with few seeds) lies
   strictly inside (-margin, +margin).
-- ``"unresolved"``: anything else, with the seeds that would resolve it (:func:`seeds_to_resolve`).
+- ``"unresolved"``: anything else, with the seeds that would resolve it (seg.study.power.seeds_to_resolve at
+  the Holm worst case alpha / family size).
 
-CIs have level 1 - alpha (95% at the default alpha), so the sequential design's per-look alpha
-(:func:`looks_alpha`) also widens the equivalence CIs. Equivalence is not adjusted for multiplicity: a
-two-sided 1 - alpha CI inside the margin is a TOST at alpha/2 per comparison. Metrics are higher-is-better.
+CIs have level 1 - alpha. Equivalence is not adjusted for multiplicity: a two-sided 1 - alpha CI inside the
+margin is a TOST at alpha/2 per comparison. Metrics are higher-is-better.
 """
 
 from __future__ import annotations
@@ -22,15 +28,16 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import stats
 
-MIN_SEEDS_FOR_CI = 3  # fewer seeds: no CI and no equivalence verdict
-EXACT_MAX_SEEDS = 14  # judge enumerates all 2**n sign flips up to here; Monte Carlo flips beyond
-_MC_PERMUTATIONS = 10_000
-_SIM_MAX_SEEDS = 12
+from seg.study.power import MIN_SEEDS_FOR_CI, min_seeds, seeds_to_resolve
+from seg.study.pvalues import holm_within, permutation_pvalue, t_pvalues
+from seg.study.rules import Rule
+from seg.study.sequential import look_index, sequential_p
+
 _CHUNK_ELEMENTS = 4_000_000
 _NAN_PAIR = (math.nan, math.nan)
 
@@ -57,49 +64,65 @@ class Verdict:
     kind: str  # "difference", "no difference" or "unresolved"
     n_seeds: int
     mean_diff: float  # mean over seeds of arm - baseline
-    ci_seeds: tuple[float, float]  # 1 - alpha paired BCa bootstrap CI over seeds; (nan, nan) under 3 seeds
+    ci_seeds: tuple[float, float]  # 1 - alpha CI over seeds (t: Student t; sign_flip: paired BCa); nan under 3
     ci_hierarchical: tuple[float, float] | None  # seeds-then-images bootstrap; None without per-image data
-    p_value: float  # exact two-sided sign-flip permutation p over the seeds
-    p_holm: float  # Holm-adjusted over the comparisons judged together
+    p_value: float  # the rule's test over the seeds, at this look
+    p_holm: float  # sequential over the looks (with several) and Holm-adjusted within the family
     p_superior: float  # P(arm > baseline on a new seed), Student-t posterior predictive
     seeds_needed: int | None  # unresolved: total seeds for 80% power; None: over 100, or not unresolved
     margin: float
-    alpha: float = 0.05
+    rule: Rule = field(default_factory=Rule)
+    family: str = "study"  # the Holm family: the ablation's name, or "study"
+    family_size: int = 1
     sd_diff: float = math.nan  # sd (ddof=1) of the paired differences
+    ahead: int = 0  # seeds on which the arm scored higher than its baseline
+
+    @property
+    def alpha(self) -> float:
+        return self.rule.alpha
 
     @property
     def ci_equivalence(self) -> tuple[float, float]:
-        """The interval the equivalence rule uses: hull of the seed-bootstrap CI and the Student-t CI."""
+        """The interval the equivalence rule uses: hull of the seed CI and the Student-t CI."""
         if self.n_seeds < MIN_SEEDS_FOR_CI:
             return _NAN_PAIR
-        half = float(stats.t.ppf(1 - self.alpha / 2, self.n_seeds - 1)) * self.sd_diff / math.sqrt(self.n_seeds)
-        return min(self.ci_seeds[0], self.mean_diff - half), max(self.ci_seeds[1], self.mean_diff + half)
+        low, high = t_ci(self.mean_diff, self.sd_diff, self.n_seeds, 1 - self.alpha)
+        return min(self.ci_seeds[0], low), max(self.ci_seeds[1], high)
 
     def sentence(self) -> str:
-        """One plain line for report.md: what was found, its size and CI, the p-values and what would resolve it."""
+        """One plain line for report.md: what was found, its size and CI, the p-values, the rule (test, family,
+        alpha) and what would resolve it."""
         level = f"{100 * (1 - self.alpha):g}%"
         ci = "no CI from under 3 seeds" if math.isnan(self.ci_seeds[0]) else f"{level} CI {_fmt_ci(self.ci_seeds)}"
         if self.ci_hierarchical is not None and not math.isnan(self.ci_hierarchical[0]):
             ci += f", seeds-then-images CI {_fmt_ci(self.ci_hierarchical)}"
         size = f"mean difference {self.mean_diff:+.4f} ({ci}) over {self.n_seeds} seed{'s' * (self.n_seeds > 1)}"
-        p = f"sign-flip p = {self.p_value:.3g}, Holm-adjusted {self.p_holm:.3g}"
+        p = f"p = {self.p_value:.3g}, adjusted {self.p_holm:.3g}; {self.rule.describe(self.family_size, self.family)}"
         if self.kind == "difference":
-            return (f"{self.name}: difference, {size}; significant at alpha {self.alpha:g} ({p}); "
-                    f"the arm beats the baseline on a new seed with probability {self.p_superior:.2f}.")
+            side = "higher" if self.mean_diff > 0 else "lower"
+            holds_zero = [c for c in (self.ci_seeds, self.ci_hierarchical or _NAN_PAIR) if c[0] <= 0 <= c[1]]
+            caveat = "; a CI of the mean holds 0, so the mean difference itself is not shown" if holds_zero else ""
+            return (f"{self.name}: difference: the arms do not behave alike, the arm scores {side} "
+                    f"({self.ahead} of {self.n_seeds} seeds ahead; {size}{caveat}); {p}; it beats the baseline on a "
+                    f"new seed with probability {self.p_superior:.2f}.")  # fmt: skip
         if self.kind == "no difference":
             return (f"{self.name}: no difference beyond ±{self.margin:g}: {size}; {p}; the {level} equivalence "
                     f"interval {_fmt_ci(self.ci_equivalence)} lies inside the margin.")
         if self.seeds_needed is not None:
             advice = f"about {self.seeds_needed} seeds would resolve it at the spread seen (80% power)"
         elif self.n_seeds < 2:
-            advice = f"one seed shows no spread; run at least {min_seeds_for_sign_flip(self.alpha)} seeds"
+            advice = f"one seed shows no spread; run at least {min_seeds(self.rule.test, self.alpha)} seeds"
         else:
             advice = "the effect is too small against the seed spread for 100 seeds to show a difference"
             low, high = self.ci_equivalence
             if high - low < 2 * self.margin:
                 advice += f"; the CI is narrow, so more seeds may show it lies within ±{self.margin:g}"
         floor = 2.0 / 2**self.n_seeds
-        limit = f" ({self.n_seeds} seeds cannot give p below {floor:.3g})" if 1 > floor > self.alpha else ""
+        limit = ""
+        if self.rule.test == "sign_flip" and 1 > floor > self.alpha:
+            limit = f" ({self.n_seeds} seeds cannot give a sign-flip p below {floor:.3g})"
+        elif self.rule.test == "t" and self.n_seeds < MIN_SEEDS_FOR_CI:
+            limit = f" (the t-test is not used under {MIN_SEEDS_FOR_CI} seeds)"
         return f"{self.name}: unresolved, {size}; {p}{limit}; {advice}."
 
 
@@ -111,50 +134,12 @@ def _paired_mean(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(x - y, axis=axis)
 
 
-def min_seeds_for_sign_flip(alpha: float) -> int:
-    """Smallest n with 2/2**n <= alpha: below it the exact two-sided sign-flip test cannot reach alpha."""
-    if not 0 < alpha <= 1:
-        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-    n = 1
-    while 2.0 / 2**n > alpha:
-        n += 1
-    return n
-
-
-def sign_flip_pvalues(diffs: np.ndarray) -> np.ndarray:
-    """Exact two-sided sign-flip p of the mean over the last axis (all 2**n flips), vectorised over the rest.
-
-    A fast path for simulations, equal to ``scipy.stats.permutation_test`` (same tie tolerance); n <= 16.
-    """
-    d = np.asarray(diffs, dtype=float)
-    n = d.shape[-1]
-    if not 1 <= n <= 16:
-        raise ValueError(f"exact sign flips need 1..16 seeds, got {n}")
-    flips = 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
-    rows = d.reshape(-1, n)
-    observed = rows.mean(axis=1)
-    gamma = np.abs(observed) * np.finfo(float).eps * 100
-    out = np.empty(len(rows))
-    step = max(1, _CHUNK_ELEMENTS // 2**n)
-    for i in range(0, len(rows), step):
-        null = rows[i : i + step] @ flips.T / n
-        obs, tol = observed[i : i + step, None], gamma[i : i + step, None]
-        less, greater = (null <= obs + tol).mean(axis=1), (null >= obs - tol).mean(axis=1)
-        out[i : i + step] = np.minimum(1.0, 2 * np.minimum(less, greater))
-    return out.reshape(d.shape[:-1])
-
-
-def permutation_pvalue(arm: np.ndarray, baseline: np.ndarray, seed: int = 0) -> float:
-    """Two-sided paired sign-flip p of the mean difference via ``scipy.stats.permutation_test``.
-
-    Exact (all 2**n flips) up to 14 seeds, 10,000 random flips beyond. One seed (scipy refuses it) gives 1.
-    """
-    if len(arm) < 2:
-        return 1.0
-    n_resamples = np.inf if len(arm) <= EXACT_MAX_SEEDS else _MC_PERMUTATIONS
-    result = stats.permutation_test((arm, baseline), _paired_mean, permutation_type="samples", vectorized=True,
-                                    n_resamples=n_resamples, rng=np.random.default_rng(seed))
-    return float(result.pvalue)
+def t_ci(mean: float, sd: float, n: int, level: float) -> tuple[float, float]:
+    """Student-t CI of a mean from n values with sd ``sd`` (ddof=1); (nan, nan) under 3 seeds."""
+    if n < MIN_SEEDS_FOR_CI:
+        return _NAN_PAIR
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return mean - half, mean + half
 
 
 def bootstrap_ci(arm: np.ndarray, baseline: np.ndarray, level: float = 0.95, n_resamples: int = 2000,
@@ -200,18 +185,6 @@ def hierarchical_ci(arm_images: np.ndarray, baseline_images: np.ndarray, level: 
     return float(low), float(high)
 
 
-def holm(pvalues: np.ndarray) -> np.ndarray:
-    """Holm step-down adjusted p-values over the last axis: max over j <= i of (m - j + 1) p_(j), capped at 1."""
-    p = np.asarray(pvalues, dtype=float)
-    m = p.shape[-1]
-    order = np.argsort(p, axis=-1, kind="stable")
-    ranked = np.take_along_axis(p, order, axis=-1) * (m - np.arange(m))
-    adjusted = np.minimum(1.0, np.maximum.accumulate(ranked, axis=-1))
-    out = np.empty_like(adjusted)
-    np.put_along_axis(out, order, adjusted, axis=-1)
-    return out
-
-
 def predictive_superiority(diffs: np.ndarray) -> float:
     """P(arm beats baseline on a new seed): Student-t posterior predictive of the paired difference.
 
@@ -228,61 +201,35 @@ def predictive_superiority(diffs: np.ndarray) -> float:
     return float(stats.t.cdf(mean / (sd * math.sqrt(1 + 1 / n)), n - 1))
 
 
-def _t_power(d: float, n: int, level: float) -> float:
-    """Noncentral-t power of the paired t-test at the level the exact sign-flip test attains with 2**n flips."""
-    half = 2.0 ** (n - 1)
-    if n < 2 or level * half < 1:
-        return 0.0
-    if math.isinf(d):
-        return 1.0
-    crit, nc = stats.t.ppf(1 - math.floor(level * half) / half / 2, n - 1), abs(d) * math.sqrt(n)
-    return float(stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc))
+def comparison_pvalue(test: str, arm: np.ndarray, baseline: np.ndarray, seed: int = 0) -> float:
+    """p of the rule's test for one comparison: the scipy sign-flip path, or the paired t-test."""
+    if test == "sign_flip":
+        return permutation_pvalue(arm, baseline, seed)
+    return float(t_pvalues(arm - baseline))
 
 
-def sign_flip_power(d: float, n: int, level: float, n_sims: int = 2000, seed: int = 0) -> float:
-    """Power of the exact two-sided sign-flip test with n seeds at standardized effect d (normal differences).
+def families_of(rule: Rule, groups: Sequence[str] | None, m: int) -> list[str]:
+    """Each comparison's Holm family: its group (ablation) under ``family="ablation"``, else "study"."""
+    if rule.family == "study" or groups is None:
+        return ["study"] * m
+    if len(groups) != m:
+        raise ValueError(f"need one group per comparison, got {len(groups)} for {m}")
+    return list(groups)
 
-    Up to 12 seeds, where the test's discreteness matters most, a seeded Monte Carlo of the exact test itself
-    (``n_sims`` studies); beyond, the noncentral-t power of the paired t-test at the level the exact test
-    attains (its p-values are multiples of 2/2**n), which agrees with simulation there.
+
+def judge(comparisons: list[Comparison], margin: float, rule: Rule | None = None,
+          groups: Sequence[str] | None = None, n_resamples: int = 2000, seed: int = 0) -> list[Verdict]:
+    """Verdicts for comparisons judged together under ``rule``, in the same order.
+
+    ``groups``: each comparison's ablation (its Holm family under ``rule.family == "ablation"``; without it one
+    family). ``margin`` (> 0, metric units) is the largest difference that counts as none. With several looks
+    each comparison is judged at the look of its seed count. ``seeds_needed`` (unresolved only) plans for the
+    Holm worst case alpha / family size and is at least one more seed than was run.
     """
-    if n > _SIM_MAX_SEEDS or math.isinf(d) or _t_power(d, n, level) == 0:
-        return _t_power(d, n, level)
-    sims = np.random.default_rng(seed).standard_normal((n_sims, n)) + abs(d)
-    return float(np.mean(sign_flip_pvalues(sims) <= level))
-
-
-def seeds_to_resolve(diffs: np.ndarray, alpha: float, power: float = 0.8, max_seeds: int = 100) -> int | None:
-    """Total seeds at which the exact sign-flip test at level alpha reaches ``power`` for the effect seen.
-
-    The effect is d = mean / sd of the paired differences (sd with ddof=1) and the power
-    :func:`sign_flip_power`, simulated only where the cheap t approximation is within 0.1 of ``power`` (it
-    overrates the exact test at small n, never underrates it by that much). At least
-    :func:`min_seeds_for_sign_flip` (alpha). None when more than ``max_seeds`` would be needed (an effect
-    near 0) or the spread is unknown (one seed).
-    """
-    d_arr = np.asarray(diffs, dtype=float)
-    if len(d_arr) < 2 or d_arr.mean() == 0:
-        return None
-    sd = float(d_arr.std(ddof=1))
-    d = float(d_arr.mean()) / sd if sd > 0 else math.inf
-    for n in range(max(2, min_seeds_for_sign_flip(alpha)), max_seeds + 1):
-        if _t_power(d, n, alpha) >= power - 0.1 and sign_flip_power(d, n, alpha) >= power:
-            return n
-    return None
-
-
-def judge(comparisons: list[Comparison], margin: float, alpha: float = 0.05, n_resamples: int = 2000,
-          seed: int = 0) -> list[Verdict]:
-    """Verdicts for comparisons judged together (one Holm family), in the same order.
-
-    ``margin`` (> 0, metric units) is the largest difference that counts as none. CIs have level 1 - alpha.
-    ``seeds_needed`` (unresolved only) plans for the Holm worst case alpha / m and is at least one more
-    seed than was run.
-    """
-    if margin < 0 or not 0 < alpha < 1:
-        raise ValueError(f"need margin >= 0 and 0 < alpha < 1, got {margin}, {alpha}")
-    level, m = 1 - alpha, len(comparisons)
+    rule = rule or Rule()
+    if margin < 0:
+        raise ValueError(f"need margin >= 0, got {margin}")
+    level, families = 1 - rule.alpha, families_of(rule, groups, len(comparisons))
     rows = []
     for c in comparisons:
         arm, base = np.asarray(c.arm, dtype=float), np.asarray(c.baseline, dtype=float)
@@ -295,47 +242,23 @@ def judge(comparisons: list[Comparison], margin: float, alpha: float = 0.05, n_r
                 raise ValueError(f"{c.name}: per-image arrays must both be (n_seeds, n_images), got {shape}")
             hier = hierarchical_ci(c.arm_images, c.baseline_images, level, n_resamples, seed)
         diffs = arm - base
-        rows.append((c.name, diffs, bootstrap_ci(arm, base, level, n_resamples, seed), hier,
-                     permutation_pvalue(arm, base, seed)))
-    p_holm = holm(np.array([row[4] for row in rows])) if rows else np.array([])
+        sd = float(diffs.std(ddof=1)) if len(diffs) > 1 else math.nan
+        ci = (t_ci(float(diffs.mean()), sd, len(diffs), level) if rule.test == "t"
+              else bootstrap_ci(arm, base, level, n_resamples, seed))  # fmt: skip
+        p = comparison_pvalue(rule.test, arm, base, seed)
+        if rule.test == "t" and len(diffs) < MIN_SEEDS_FOR_CI:
+            p = 1.0  # two seeds: a t-test on one degree of freedom is not used to call a difference
+        look_p = sequential_p(p, look_index(len(diffs), rule.schedule), rule.schedule, rule.spending)
+        rows.append((c.name, diffs, sd, ci, hier, p, look_p))
+    adjusted = holm_within(np.array([row[6] for row in rows]), families) if rows else np.array([])
     verdicts = []
-    for (name, diffs, ci, hier, p), ph in zip(rows, p_holm):
-        n = len(diffs)
-        v = Verdict(name, "unresolved", n, float(diffs.mean()), ci, hier, p, float(ph), predictive_superiority(diffs),
-                    None, margin, alpha, float(diffs.std(ddof=1)) if n > 1 else math.nan)
+    for (name, diffs, sd, ci, hier, p, _), p_adj, fam in zip(rows, adjusted, families):
+        n, size = len(diffs), families.count(fam)
+        v = Verdict(name, "unresolved", n, float(diffs.mean()), ci, hier, p, float(p_adj),
+                    predictive_superiority(diffs), None, margin, rule, fam, size, sd, int(np.sum(diffs > 0)))
         low, high = v.ci_equivalence
         equivalent = n >= MIN_SEEDS_FOR_CI and -margin < low and high < margin
-        kind = "difference" if v.p_holm <= alpha else "no difference" if equivalent else "unresolved"
-        needed = seeds_to_resolve(diffs, alpha / m) if kind == "unresolved" else None
+        kind = "difference" if v.p_holm <= rule.alpha else "no difference" if equivalent else "unresolved"
+        needed = seeds_to_resolve(diffs, rule.alpha / size, rule.test) if kind == "unresolved" else None
         verdicts.append(replace(v, kind=kind, seeds_needed=None if needed is None else max(needed, n + 1)))
     return verdicts
-
-
-def looks_alpha(alpha: float, n_looks: int) -> float:
-    """Per-look alpha for a sequential study with at most ``n_looks`` looks: Bonferroni over looks, alpha / n_looks.
-
-    Valid when the seed counts of the looks are fixed in advance (:func:`look_schedule`) and every look
-    judges the full list of comparisons (so Holm's m never shrinks).
-    """
-    if n_looks < 1:
-        raise ValueError(f"n_looks must be >= 1, got {n_looks}")
-    return alpha / n_looks
-
-
-def look_schedule(first: int, max_seeds: int, n_looks: int) -> list[int]:
-    """Seed counts at each look, fixed in advance: evenly spaced from ``first`` to ``max_seeds``."""
-    if n_looks < 2 or max_seeds <= first:
-        return [first]
-    return sorted({round(first + (max_seeds - first) * k / (n_looks - 1)) for k in range(n_looks)})
-
-
-def next_seed_counts(verdicts: list[Verdict], current: int, max_seeds: int,
-                     schedule: Sequence[int] | None = None) -> dict[str, int]:
-    """Seed count to run next for each still unresolved comparison: the next look of ``schedule``, else the cap.
-
-    Resolved comparisons stop. Nothing is returned once ``current`` has reached ``max_seeds``.
-    """
-    later = sorted(s for s in (schedule or [max_seeds]) if current < s <= max_seeds)
-    if not later:
-        return {}
-    return {v.name: later[0] for v in verdicts if v.kind == "unresolved"}

@@ -1,0 +1,214 @@
+"""Simulate the verdict rules of seg.study: false-positive rates, power and seeds spent (the README's tables).
+
+    nice -n 5 python scripts/simulate_verdicts.py [--studies 2000] [--real <study dir>] [--only aa,skew,seq]
+
+- aa: A/A (exchangeable arms, per-seed differences symmetric about 0), n = 3..12 seeds, 7 comparisons with Holm:
+  the family-wise rate of any "difference" for each test, with differences normal, t(3), a collapse mixture (one
+  arm of a seed near 0 now and then, either arm alike) and, with --real, a finished study's own per-seed
+  differences (each comparison's, resampled) with random signs; and the power of one comparison at d = 1, 2, 4
+  (normal differences, the other 6 null).
+- skew: unequal shapes: a centred lognormal difference (sigma 0.25, 0.5, 1; mean 0, most seeds below 0), an arm
+  that collapses one seed in ten but is otherwise better (mean 0, most seeds above 0) and a lognormal with median
+  0 (mean above 0). For each test: the rate of any "difference", of one on the side fewer seeds are on (a false
+  "ahead on most seeds"), of one against the mean's side (a false "ahead on average") and of one against both.
+- seq: looks at 3, 8, 12 seeds (`study.seeds=[0,1,2] study.max_seeds=12 study.looks=3`): the family-wise rate
+  over all looks under A/A, and the expected seeds per comparison at d = 0, 2, 4, today's rule (sign flip, Holm
+  across the study's 7 comparisons, Bonferroni over looks) against the default (t-test, Holm within each
+  ablation: families of 4, 2 and 1 as in `make ablations`, O'Brien-Fleming spending).
+
+Every number is a share of --studies simulated studies (binomial sd about 0.005 at 0.05 with 2,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from seg.study.pvalues import holm, holm_within, pvalues
+from seg.study.sequential import nominal_levels
+
+M = 7  # comparisons of `make ablations`
+GROUPS = ["aug"] * 4 + ["sched"] * 2 + ["arch"]  # its ablations: the Holm families of family=ablation
+ALPHA = 0.05
+TESTS = ("t", "sign_flip")
+Null = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
+
+
+def collapse(rng: np.random.Generator, size: tuple[int, ...]) -> np.ndarray:
+    """Small normal noise; one seed in ten one arm (either, alike) scores near 0, a difference of about +-0.9."""
+    hit = rng.random(size) < 0.1
+    return rng.normal(0, 0.01, size) + hit * rng.choice([-0.9, 0.9], size=size)
+
+
+NULLS: dict[str, Null] = {
+    "normal": lambda rng, size: rng.standard_normal(size),
+    "t(3)": lambda rng, size: rng.standard_t(3, size=size),
+    "collapse": collapse,
+}
+
+
+def real_null(diffs: list[np.ndarray]) -> Null:
+    """Comparison j's own per-seed differences, resampled, each with a random sign."""
+
+    def draw(rng: np.random.Generator, size: tuple[int, ...]) -> np.ndarray:
+        cols = [rng.choice(d, size=size[:-2] + (1,) + size[-1:]) for d in diffs]
+        return np.concatenate(cols, axis=-2) * rng.choice([-1.0, 1.0], size=size)
+
+    return draw
+
+
+def family_rate(test: str, diffs: np.ndarray, groups: list[str] | None = None) -> np.ndarray:
+    """(studies, M) flags: Holm-adjusted p <= ALPHA (across all M, or within ``groups``)."""
+    p = pvalues(test, diffs)
+    return (holm(p) if groups is None else holm_within(p, groups)) <= ALPHA
+
+
+def aa(n_studies: int, real: Null | None, rng: np.random.Generator) -> None:
+    nulls = {**NULLS, **({"real": real} if real else {})}
+    print(f"\n## A/A: family-wise false-positive rate of {M} comparisons (Holm), and power of one at d = 1, 2, 4")
+    print("| test | seeds | " + " | ".join(f"FWER {k}" for k in nulls) + " | power d=1 | d=2 | d=4 |")
+    print("|---|---|" + "---|" * (len(nulls) + 3))
+    for test in TESTS:
+        for n in range(3, 13):
+            rates = [family_rate(test, null(rng, (n_studies, M, n))).any(axis=-1).mean() for null in nulls.values()]
+            power = []
+            for d in (1, 2, 4):
+                diffs = rng.standard_normal((n_studies, M, n))
+                diffs[:, 0] += d
+                power.append(family_rate(test, diffs)[:, 0].mean())
+            print(f"| {test} | {n} | " + " | ".join(f"{r:.3f}" for r in [*rates, *power]) + " |")
+        sys.stdout.flush()
+
+
+def lognormal(sigma: float, centre: str) -> Null:
+    """exp(sigma Z) less its mean (``centre="mean"``: mean 0, most seeds below 0) or its median (mean > 0)."""
+    shift = np.exp(sigma**2 / 2) if centre == "mean" else 1.0
+    return lambda rng, size: np.exp(sigma * rng.standard_normal(size)) - shift
+
+
+def collapse_but_better(rng: np.random.Generator, size: tuple[int, ...]) -> np.ndarray:
+    """The arm is 0.02 better on 9 seeds in 10 and collapses (-0.18) on the tenth: mean 0, most seeds ahead."""
+    return np.where(rng.random(size) < 0.1, -0.18, 0.02) + rng.normal(0, 0.005, size)
+
+
+def skew(n_studies: int, rng: np.random.Generator) -> None:
+    """Cells: share of studies with any difference / one on the side fewer seeds are on (against the majority) /
+    one against the mean's side (mean 0: any) / one against both."""
+    cases: dict[str, tuple[Null, float, float]] = {}  # null, P(D > 0) - 1/2, mean
+    for sigma in (0.25, 0.5, 1.0):
+        cases[f"lognormal {sigma:g}, mean 0"] = (lognormal(sigma, "mean"), 0.5 - stats.norm.cdf(sigma / 2), 0.0)
+    cases["lognormal 1, median 0"] = (lognormal(1.0, "median"), 0.0, np.exp(0.5) - 1)
+    cases["collapse but better, mean 0"] = (collapse_but_better, 0.4, 0.0)
+    print(f"\n## Skewed nulls, {M} comparisons (Holm): any difference / against most seeds / against the mean / "
+          "against both")
+    print("| null | test | " + " | ".join(f"n = {n}" for n in (3, 5, 9, 12)) + " |")
+    print("|---|---|---|---|---|---|")
+    for name, (null, majority, true_mean) in cases.items():
+        for test in TESTS:
+            cells = []
+            for n in (3, 5, 9, 12):
+                diffs = null(rng, (n_studies, M, n))
+                called = family_rate(test, diffs)
+                side = np.sign(diffs.mean(axis=-1))
+                vs_majority = called & (side != np.sign(majority))
+                vs_mean = called & (side != np.sign(true_mean))
+                rates = [called, vs_majority, vs_mean, vs_majority & vs_mean]
+                cells.append(" / ".join(f"{r.any(-1).mean():.3f}" for r in rates))
+            print(f"| {name} | {test} | " + " | ".join(cells) + " |")
+        sys.stdout.flush()
+
+
+RULES = {"today: sign flip, Holm over 7, Bonferroni looks": ("sign_flip", None, "bonferroni"),
+         "default: t, Holm within ablation, O'Brien-Fleming": ("t", GROUPS, "obrien_fleming"),
+         "t, Holm within ablation, Pocock": ("t", GROUPS, "pocock"),
+         "t, Holm over 7, O'Brien-Fleming": ("t", None, "obrien_fleming")}  # fmt: skip
+SCHEDULE = (3, 8, 12)
+
+
+def sequential_run(test: str, groups: list[str] | None, spending: str, diffs: np.ndarray) -> tuple[np.ndarray,
+                                                                                                 np.ndarray]:
+    """Run the looks on (studies, M, 12) differences: (crossed at some look (studies, M), seeds spent (studies, M)).
+
+    Holm over the sequential p's, which is Holm at each look against that look's nominal levels for alpha/(m-j):
+    done here through the boundary table of every alpha / k, k = 1..M."""
+    crossed = np.zeros(diffs.shape[:2], dtype=bool)
+    spent_seeds = np.full(diffs.shape[:2], SCHEDULE[-1])
+    levels = {k: nominal_levels(ALPHA / k, SCHEDULE, spending) for k in range(1, M + 1)}
+    fams = groups or ["study"] * M
+    for look, n in enumerate(SCHEDULE):
+        p = pvalues(test, diffs[..., :n])
+        now = np.zeros_like(crossed)
+        for fam in dict.fromkeys(fams):
+            idx = np.array([i for i, f in enumerate(fams) if f == fam])
+            sub = p[:, idx]
+            order = np.argsort(sub, axis=-1)
+            ranked = np.take_along_axis(sub, order, axis=-1)
+            thresholds = np.array([levels[len(idx) - j][look] for j in range(len(idx))])
+            passed = np.cumprod(ranked <= thresholds, axis=-1).astype(bool)  # step-down: stop at the first failure
+            flags = np.zeros_like(passed)
+            np.put_along_axis(flags, order, passed, axis=-1)
+            now[:, idx] = flags
+        newly = now & ~crossed
+        spent_seeds[newly] = n
+        crossed |= now
+    return crossed, spent_seeds
+
+
+def sequential(n_studies: int, rng: np.random.Generator) -> None:
+    print(f"\n## Sequential looks at {SCHEDULE} seeds: FWER over all looks (A/A) and expected seeds per comparison")
+    print("FWER: over all looks, within each Holm family (the largest of its families' rates).")
+    print("| rule | FWER normal | FWER t(3) | FWER collapse | seeds d=0 | seeds d=2 | seeds d=4 |")
+    print("|---|---|---|---|---|---|---|")
+    for label, (test, groups, spending) in RULES.items():
+        fams = groups or ["study"] * M
+        rates = []
+        for null in NULLS.values():
+            crossed = sequential_run(test, groups, spending, null(rng, (n_studies, M, SCHEDULE[-1])))[0]
+            rates.append(max(crossed[:, [f == fam for f in fams]].any(-1).mean() for fam in set(fams)))
+        seeds = [sequential_run(test, groups, spending, rng.standard_normal((n_studies, M, SCHEDULE[-1])) + d)[1]
+                 .mean() for d in (0, 2, 4)]  # fmt: skip
+        print(f"| {label} | " + " | ".join(f"{r:.3f}" for r in rates) + " | "
+              + " | ".join(f"{s:.1f}" for s in seeds) + " |")
+        sys.stdout.flush()
+
+
+def real_differences(study_dir: Path) -> list[np.ndarray]:
+    """Each judged comparison's per-seed differences from a finished study."""
+    from seg.study.report import judged_pairs
+    from seg.study.results import StudyRecord, load_runs
+    from seg.study.rules import rule_from_settings
+
+    record = StudyRecord.load(study_dir)
+    _, pairs = judged_pairs(record, load_runs(study_dir, record.jobs), rule_from_settings(record.settings))
+    return [p.comparison.arm - p.comparison.baseline for p, _ in pairs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", type=int, default=2000)
+    parser.add_argument("--real", type=Path, help="a finished study dir: its per-seed differences as a null shape")
+    parser.add_argument("--only", default="aa,skew,seq")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    parts = args.only.split(",")
+    real = None
+    if args.real:
+        diffs = real_differences(args.real)
+        real = real_null([diffs[i % len(diffs)] for i in range(M)])
+        print(f"real: {len(diffs)} comparisons of {args.real}, seeds {[len(d) for d in diffs]}")
+    if "aa" in parts:
+        aa(args.studies, real, rng)
+    if "skew" in parts:
+        skew(args.studies, rng)
+    if "seq" in parts:
+        sequential(args.studies, rng)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The planner: per comparison, the seeds for 80% power under the study's rule, the runs and hours they cost at the
+measured run times, and which comparisons a budget of hours can resolve (`python -m seg.report <dir> --plan`).
+
+Seeds: the verdict's own "seeds needed" (seg.study.power.seeds_to_resolve for the effect seen, d = mean / sd of
+the per-seed differences, at the Holm worst case alpha / family size): the rule the report's `study.max_seeds`
+advice uses too.
+Runs: the arm and the baseline for every seed beyond those completed (a baseline shared by the comparisons of
+one stratum is counted once). Hours: those runs at the mean training time of the same arm's completed runs, on
+the machine that ran them.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+from seg.study.plan import Job
+from seg.study.power import effect_size
+from seg.study.results import Paired, Run, cells
+from seg.study.rules import Rule
+from seg.study.stats import Verdict
+from seg.sweep.results import markdown_table
+
+POWER = 0.8
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One comparison's plan. ``new_runs``: {(ablation, stratum, arm, seed index)} it needs beyond completed."""
+
+    name: str
+    kind: str
+    n_seeds: int
+    d: float
+    seeds: int | None  # total seeds for 80% power; None: more than 100
+    new_runs: frozenset[tuple[str, str, str, int]]
+    seconds: dict[tuple[str, str, str], float]  # mean training seconds of a run of each cell it needs
+
+
+def plan(pairs: list[tuple[Paired, Verdict]], jobs: list[Job], runs: dict[str, Run]) -> list[PlanRow]:
+    """The plan of every judged comparison (see the module docstring)."""
+    seconds: dict[tuple[str, str, str], float] = {}
+    for cell, by_seed in cells(jobs).items():
+        done = [runs[k].summary.seconds for k in by_seed.values() if runs[k].completed]
+        if done:
+            seconds[cell] = statistics.mean(done)
+    rows = []
+    for p, v in pairs:
+        diffs = p.comparison.arm - p.comparison.baseline
+        d = effect_size(diffs)
+        total = v.seeds_needed if v.kind == "unresolved" else v.n_seeds
+        needed = set()
+        if total is not None:
+            for arm in (p.arm, p.baseline):
+                needed |= {(p.ablation, p.stratum, arm, i) for i in range(v.n_seeds, total)}
+        rows.append(PlanRow(p.name, v.kind, v.n_seeds, d, total, frozenset(needed),
+                            {c: s for c, s in seconds.items() if c[:2] == (p.ablation, p.stratum)}))  # fmt: skip
+    return rows
+
+
+def hours(rows: list[PlanRow]) -> float:
+    """Training hours of the union of the rows' new runs (nan when a needed arm has no measured run)."""
+    total = 0.0
+    for ablation, stratum, arm, _ in set().union(*(r.new_runs for r in rows)) if rows else ():
+        cost = next((r.seconds.get((ablation, stratum, arm)) for r in rows
+                     if (ablation, stratum, arm) in r.seconds), None)  # fmt: skip
+        total += math.nan if cost is None else cost / 3600
+    return total
+
+
+def within_budget(rows: list[PlanRow], budget_hours: float) -> list[PlanRow]:
+    """The comparisons a budget resolves: the still unresolved ones with a seed count, cheapest added first,
+    as long as the union of their runs fits the budget (shared baselines paid once)."""
+    chosen: list[PlanRow] = []
+    todo = [r for r in rows if r.kind == "unresolved" and r.seeds is not None]
+    while todo:
+        best = min(todo, key=lambda r: hours([*chosen, r]))
+        if not hours([*chosen, best]) <= budget_hours:
+            break
+        chosen.append(best)
+        todo.remove(best)
+    return chosen
+
+
+def plan_lines(rows: list[PlanRow], rule: Rule, budget_hours: float | None) -> list[str]:
+    """The report's "Plan" section: a markdown table, and what the budget buys."""
+    table = [[r.name, r.kind, r.n_seeds, "" if math.isnan(r.d) else f"{r.d:+.2f}",
+              "resolved" if r.kind != "unresolved" else (r.seeds or "> 100"),
+              len(r.new_runs), _hours(hours([r]))] for r in rows]  # fmt: skip
+    lines = [f"Seeds for {POWER:.0%} power at the effect seen, under the study's rule ({rule.describe()}; "
+             "planned at the Holm worst case, alpha / family size); runs and training hours beyond those done, "
+             "at the measured run times.",
+             markdown_table(["comparison", "verdict", "seeds", "d", "seeds needed", "new runs", "hours"], table)]
+    open_rows = [r for r in rows if r.kind == "unresolved" and r.seeds is not None]
+    if open_rows:
+        lines.append(f"All of them: {len(set().union(*(r.new_runs for r in open_rows)))} runs, "
+                     f"{_hours(hours(open_rows))} hours of training.")
+    if budget_hours is not None:
+        chosen = within_budget(rows, budget_hours)
+        names = ", ".join(r.name for r in chosen) or "none"
+        lines.append(f"A budget of {budget_hours:g} hours resolves (at {POWER:.0%} power each): {names}"
+                     + (f" ({_hours(hours(chosen))} hours)." if chosen else "."))
+    return lines
+
+
+def _hours(h: float) -> str:
+    return "unmeasured" if math.isnan(h) else f"{h:.2f}"
