@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from benchlib.common import REAL_SAMPLE, CpuShare, Suite, conditions, suite_config
 from benchlib.compute import Matmul, ceiling_precisions, measure_ceiling, measure_model, model_cases
-from benchlib.data import measure_epoch, measure_loader
+from benchlib.data import folder_sample, measure_epoch, measure_loader
 from benchlib.overhead import measure_overhead
 from benchlib.report import render, targets
 
@@ -122,8 +122,10 @@ def _model(plan: Plan) -> list[dict[str, Any]]:
 
 
 def _loader(plan: Plan) -> list[dict[str, Any]]:
-    return [row for size in plan.sizes for cached in (True, False)
-            for row in measure_loader(plan.suite, plan.sample, size, cached, [0, 2], plan.repeats)]
+    folder = folder_sample(plan.sample, plan.suite.out)
+    return [row for size in plan.sizes for cached in (True, False, "folder")
+            for row in measure_loader(plan.suite, plan.sample, size, bool(cached), [0, 2], plan.repeats,
+                                      folder if cached == "folder" else None)]  # fmt: skip
 
 
 def _epoch(plan: Plan) -> list[dict[str, Any]]:

@@ -38,7 +38,7 @@ def test_bench_sections_write_json_and_markdown(tmp_path: Path, synthetic_root: 
 
     # 20 synthetic pets: 16 trainval (every 10th to val: 14 train, 2 val) and 4 test
     assert {(r["source"], r["workers"]) for r in results["loader"]} == {
-        ("cache", 0), ("cache", 2), ("decode", 0), ("decode", 2)}
+        ("cache", 0), ("cache", 2), ("decode", 0), ("decode", 2), ("folder cache", 0), ("folder cache", 2)}
     assert {r["images"] for r in results["loader"]} == {14}
     (epoch,) = results["epoch"]
     assert (epoch["train_images"], epoch["val_images"], epoch["test_images"]) == (14, 2, 4)
@@ -46,7 +46,7 @@ def test_bench_sections_write_json_and_markdown(tmp_path: Path, synthetic_root: 
     assert 0 < epoch["wait_s"]["median"] < epoch["epoch_s"]["median"]
     assert abs(epoch["wait_s"]["median"] + epoch["compute_s"]["median"] - epoch["epoch_s"]["median"]) < 1e-6
     assert epoch["test_s"]["median"] > 0
-    assert {t["target"].split(" ")[0] for t in results["targets"]} == {"cached", "data"}  # no unet 128 px row
+    assert {t["target"].split(" ")[0] for t in results["targets"]} == {"cached", "folder", "data"}  # no unet 128 px
     assert all(t["met"] is None and t["not_judged"] == "--quick" for t in results["targets"])  # a check, not figures
 
     markdown = (out / "bench.md").read_text()

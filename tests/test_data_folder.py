@@ -14,8 +14,8 @@ from PIL import Image
 from seg.data import BadSamplesError, SplitListError, build_datasets
 from seg.data.folder import FolderLayout
 from seg.data.layout import Listing
+from seg.data.oxford import export_folder, subsample
 from seg.data.oxford import split_names as oxford_split_names
-from seg.data.oxford import subsample
 from seg.data.splits import fold_indices, split_names
 from seg.data.synthetic import write_folder_dataset
 from seg.errors import ConfigError
@@ -29,25 +29,10 @@ def _build(root: Path, **kwargs) -> dict:
                           uncertain=kwargs.pop("uncertain", "ignore"), **kwargs)  # fmt: skip
 
 
-def real_as_folder(real_root: Path, out: Path, limit: int) -> Path:
-    """The real sample in the folder layout: images symlinked, trimaps -> 0/255 masks (border = pet, as Oxford's
-    default `data.uncertain=foreground`), and split lists that give the Oxford layout's train/val/test with
-    `data.limit=<limit>` (only those samples are converted)."""
-    (out / "images").mkdir(parents=True)
-    (out / "masks").mkdir()
-    splits = {s: subsample(names, limit) for s, names in oxford_split_names(real_root, None, 0).items()}
-    for name in (n for names in splits.values() for n in names):
-        (out / "images" / f"{name}.jpg").symlink_to(real_root / "images" / f"{name}.jpg")
-        trimap = np.asarray(Image.open(real_root / "annotations" / "trimaps" / f"{name}.png"))
-        Image.fromarray(np.where(trimap == 2, 0, 255).astype(np.uint8)).save(out / "masks" / f"{name}.png")
-    for split, names in splits.items():
-        (out / f"{split}.txt").write_text("".join(f"{n}\n" for n in names))
-    return out
-
-
 @pytest.fixture(scope="module")
 def real_folder(real_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return real_as_folder(real_root, tmp_path_factory.mktemp("real") / "folder", limit=12)
+    splits = {s: subsample(names, 12) for s, names in oxford_split_names(real_root, None, 0).items()}
+    return export_folder(real_root, tmp_path_factory.mktemp("real") / "folder", splits)
 
 
 @pytest.fixture(scope="module")

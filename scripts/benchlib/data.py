@@ -1,4 +1,5 @@
-"""Loader throughput (resized uint8 cache vs decoding every JPEG) and one epoch split into data wait and compute.
+"""Loader throughput (resized uint8 cache vs decoding every JPEG; the same sample in the folder layout, cached) and one
+epoch split into data wait and compute.
 
 Both run on the real Oxford-IIIT Pet sample (or `--sample`) through the suite's own pieces: the config a user
 gets (`conf/train.yaml`, augmentation `basic`), `seg.build.build_training` for the datasets, loaders and model,
@@ -16,6 +17,7 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from benchlib.common import SMALL_MODEL, Stat, Suite, seconds
+from seg.data.oxford import export_folder, split_names
 from seg.engine.fit import Hook, TrainState, fit
 from seg.engine.runtime import reseed_loader
 from seg.training import test_pass
@@ -29,14 +31,32 @@ def _real_data(sample: Path, size: int, cached: bool) -> list[str]:
             "augmentation=basic", *SMALL_MODEL]
 
 
+def folder_sample(sample: Path, out: Path) -> Path:
+    """The Oxford-layout `sample` in the folder layout under `out` (made once), with its train/val/test lists."""
+    folder = out / "folder-sample"
+    if not (folder / "test.txt").is_file():
+        export_folder(sample, folder, split_names(sample, None, 0))
+    return folder
+
+
+def _folder_data(folder: Path, size: int) -> list[str]:
+    """Overrides: `folder_sample` at `size` px from the cache, read as the Oxford layout reads the sample."""
+    lists = [f"data.splits.{split}={split}.txt" for split in ("train", "val", "test")]
+    return ["data=folder", f"data.root={folder}", "data.uncertain=foreground", *lists, f"data.image_size={size}",
+            "data.cache=true", "augmentation=basic", *SMALL_MODEL]
+
+
 def measure_loader(suite: Suite, sample: Path, size: int, cached: bool, workers_list: list[int],
-                   repeats: int) -> list[dict[str, Any]]:
+                   repeats: int, folder: Path | None = None) -> list[dict[str, Any]]:
     """Images/s of whole passes over the trainer's train loader (workers persist across epochs), reseeded per
     pass as `fit` does. The first pass is not timed: it starts the workers and reads the files into the OS
-    page cache, for both sources."""
+    page cache, for both sources. `folder`: the sample in the folder layout (`folder_sample`), cached: the
+    rows' source is `folder cache`."""
     rows = []
+    data = _real_data(sample, size, cached) if folder is None else _folder_data(folder, size)
+    source = ("cache" if cached else "decode") if folder is None else "folder cache"
     for workers in workers_list:
-        t = suite.training(*_real_data(sample, size, cached), f"data.num_workers={workers}")
+        t = suite.training(*data, f"data.num_workers={workers}")
 
         def one_pass(epoch: int, t: Any = t) -> float:
             reseed_loader(t.train_loader, t.cfg.seed, epoch)
@@ -47,7 +67,7 @@ def measure_loader(suite: Suite, sample: Path, size: int, cached: bool, workers_
 
         one_pass(0)
         images = len(t.datasets["train"])
-        rows.append({"size": size, "source": "cache" if cached else "decode", "workers": workers,
+        rows.append({"size": size, "source": source, "workers": workers,
                      "batch": t.cfg.data.batch_size, "images": images,
                      "images_per_s": Stat.of([images / one_pass(epoch) for epoch in range(1, repeats + 1)]).to_json()})
     return rows

@@ -10,6 +10,7 @@ from seg.sweep.results import markdown_table
 
 MFU_TARGET = 0.8  # unet at 128 px: training step >= 80% of the matmul ceiling
 LOADER_TARGET = 5.0  # cached loader >= 5x decoding every JPEG
+FOLDER_TARGET = 0.9  # the folder layout's cached loader >= 90% of the Oxford layout's (issue 22)
 WAIT_TARGET = 0.10  # data wait < 10% of an epoch
 BUSY = 0.10  # a target is not judged when other processes took more than this share of the CPU
 
@@ -19,6 +20,13 @@ def loader_ratios(rows: list[dict[str, Any]]) -> dict[tuple[int, int], float]:
     rate = {(r["size"], r["workers"], r["source"]): r["images_per_s"]["median"] for r in rows}
     return {(size, workers): rate[size, workers, "cache"] / rate[size, workers, "decode"]
             for size, workers, source in rate if source == "cache" and (size, workers, "decode") in rate}
+
+
+def folder_ratios(rows: list[dict[str, Any]]) -> dict[tuple[int, int], float]:
+    """(size, workers) -> median images/s of the folder layout's cache / the Oxford layout's cache."""
+    rate = {(r["size"], r["workers"], r["source"]): r["images_per_s"]["median"] for r in rows}
+    return {(size, workers): rate[size, workers, "folder cache"] / rate[size, workers, "cache"]
+            for size, workers, source in rate if source == "folder cache" and (size, workers, "cache") in rate}
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -45,6 +53,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         judge("loader", f"cached loader >= {LOADER_TARGET:.0f}x decoding each time",
               ", ".join(f"{num(v)}x ({s} px, {w} workers)" for (s, w), v in ratios.items()),
               min(ratios.values()) >= LOADER_TARGET)
+    folder = folder_ratios(results.get("loader", []))
+    if folder:
+        judge("loader", f"folder layout's cached loader >= {FOLDER_TARGET:.0%} of the Oxford layout's",
+              ", ".join(f"{v:.0%} ({s} px, {w} workers)" for (s, w), v in folder.items()),
+              min(folder.values()) >= FOLDER_TARGET)
     default = [r for r in results.get("epoch", []) if r["source"] == "cache"]
     if default:
         worst = max(default, key=lambda r: r["wait_fraction"]["median"])
@@ -78,15 +91,17 @@ def _section(title: str, text: str, columns: list[Column], rows: list[dict[str, 
 
 
 def _loader_columns(rows: list[dict[str, Any]]) -> list[Column]:
-    ratios = loader_ratios(rows)
+    ratios, folder = loader_ratios(rows), folder_ratios(rows)
 
     def ratio(r: dict[str, Any]) -> str:
         key = r["size"], r["workers"]
+        if r["source"] == "folder cache":
+            return f"{folder[key]:.0%} of the Oxford cache" if key in folder else ""
         return f"{num(ratios[key])}x" if r["source"] == "cache" and key in ratios else ""
 
     return [("px", _plain("size")), ("source", _plain("source")), ("workers", _plain("workers")),
             ("batch", _plain("batch")), ("images", _plain("images")), ("img/s", _stat("images_per_s")),
-            ("cache / decode", ratio)]
+            ("cache / decode (folder / Oxford)", ratio)]
 
 
 def render(results: dict[str, Any]) -> str:
@@ -131,7 +146,8 @@ def render(results: dict[str, Any]) -> str:
             "3. Train loader",
             "Whole passes over the train split (augmentation `basic`) through the trainer's loader, whose workers"
             " persist across epochs (the first, untimed pass starts them). `cache`: resized uint8 cache, `decode`:"
-            " every JPEG and trimap decoded each time.",
+            " every JPEG and trimap decoded each time, `folder cache`: the same sample in the folder layout"
+            " (images/ + masks/, `data=folder`), cached.",
             _loader_columns(results["loader"]), results["loader"])
     if "epoch" in results:
         lines += _section(

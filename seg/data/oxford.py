@@ -22,7 +22,7 @@ from seg.errors import ConfigError, SegError
 
 __all__ = [
     "DatasetNotFoundError", "SplitListError", "OxfordLayout", "image_path", "trimap_path", "read_split_list",
-    "missing_layout", "check_layout", "check_disjoint", "split_names", "subsample", "download_oxford",
+    "missing_layout", "check_layout", "check_disjoint", "split_names", "subsample", "download_oxford", "export_folder",
 ]
 
 TORCHVISION_FOLDER = "oxford-iiit-pet"
@@ -148,3 +148,21 @@ def download_oxford(root: Path) -> None:
 
     root.parent.mkdir(parents=True, exist_ok=True)
     OxfordIIITPet(root=str(root.parent), split="trainval", target_types="segmentation", download=True)
+
+
+def export_folder(root: Path, out: Path, splits: dict[str, list[str]]) -> Path:
+    """Write the samples `splits` names of the Oxford dataset at `root` into `out` in the folder layout
+    (seg.data.folder): images symlinked, trimaps as 0/255 masks with the border as pet (how Oxford's default
+    `data.uncertain=foreground` reads it), and `<split>.txt` lists, so `data=folder data.splits.train=train.txt
+    data.splits.val=val.txt data.splits.test=test.txt` gives the same splits. The loaders' agreement check."""
+    from PIL import Image
+
+    (out / "images").mkdir(parents=True)
+    (out / "masks").mkdir()
+    for split, names in splits.items():
+        for name in names:
+            (out / "images" / f"{name}.jpg").symlink_to(image_path(root, name).resolve())
+            trimap = np.asarray(Image.open(trimap_path(root, name)))
+            Image.fromarray(np.where(trimap == 2, 0, 255).astype(np.uint8)).save(out / "masks" / f"{name}.png")
+        (out / f"{split}.txt").write_text("".join(f"{n}\n" for n in names))
+    return out
