@@ -16,7 +16,7 @@ import statistics
 from dataclasses import dataclass
 
 from seg.study.plan import Job
-from seg.study.power import effect_size
+from seg.study.power import effect_size, seeds_to_resolve
 from seg.study.results import Paired, Run, cells
 from seg.study.rules import Rule
 from seg.study.stats import Verdict
@@ -33,7 +33,7 @@ class PlanRow:
     kind: str
     n_seeds: int
     d: float
-    seeds: int | None  # total seeds for 80% power; None: more than 100
+    seeds: int | None  # total seeds for 80% power (a resolved comparison: what a replication needs); None: > 100
     new_runs: frozenset[tuple[str, str, str, int]]
     seconds: dict[tuple[str, str, str], float]  # mean training seconds of a run of each cell it needs
 
@@ -49,9 +49,10 @@ def plan(pairs: list[tuple[Paired, Verdict]], jobs: list[Job], runs: dict[str, R
     for p, v in pairs:
         diffs = p.comparison.arm - p.comparison.baseline
         d = effect_size(diffs)
-        total = v.seeds_needed if v.kind == "unresolved" else v.n_seeds
+        total = v.seeds_needed if v.kind == "unresolved" else seeds_to_resolve(diffs, v.alpha / v.family_size,
+                                                                                v.rule.test)  # fmt: skip
         needed = set()
-        if total is not None:
+        if total is not None and v.kind == "unresolved":
             for arm in (p.arm, p.baseline):
                 needed |= {(p.ablation, p.stratum, arm, i) for i in range(v.n_seeds, total)}
         rows.append(PlanRow(p.name, v.kind, v.n_seeds, d, total, frozenset(needed),
@@ -86,7 +87,7 @@ def within_budget(rows: list[PlanRow], budget_hours: float) -> list[PlanRow]:
 def plan_lines(rows: list[PlanRow], rule: Rule, budget_hours: float | None) -> list[str]:
     """The report's "Plan" section: a markdown table, and what the budget buys."""
     table = [[r.name, r.kind, r.n_seeds, "" if math.isnan(r.d) else f"{r.d:+.2f}",
-              "resolved" if r.kind != "unresolved" else (r.seeds or "> 100"),
+              r.seeds or "> 100",
               len(r.new_runs), _hours(hours([r]))] for r in rows]  # fmt: skip
     lines = [f"Seeds for {POWER:.0%} power at the effect seen, under the study's rule ({rule.describe()}; "
              "planned at the Holm worst case, alpha / family size); runs and training hours beyond those done, "
@@ -98,7 +99,7 @@ def plan_lines(rows: list[PlanRow], rule: Rule, budget_hours: float | None) -> l
                      f"{_hours(hours(open_rows))} hours of training.")
     if budget_hours is not None:
         chosen = within_budget(rows, budget_hours)
-        names = ", ".join(r.name for r in chosen) or "none"
+        names = ", ".join(r.name for r in chosen) or ("none" if open_rows else "none is left unresolved")
         lines.append(f"A budget of {budget_hours:g} hours resolves (at {POWER:.0%} power each): {names}"
                      + (f" ({_hours(hours(chosen))} hours)." if chosen else "."))
     return lines

@@ -1,0 +1,77 @@
+"""Re-judge a finished study under the previous rule and the current default, on the same runs (a markdown table).
+
+    python scripts/compare_rules.py <study dir> [--seeds 5]
+
+Previous rule: the exact sign-flip test, Holm across every comparison of the study, Bonferroni over looks.
+Default: seg.study.rules.Rule() (paired t-test, Holm within each ablation, O'Brien-Fleming over looks). Both judge
+the study's runs with its looks (`study.max_seeds`, `study.looks`). `--seeds N` judges the first N seeds of each
+comparison only. "Seeds asked" is what the report asks of a comparison: the seeds it used when resolved, else
+the seeds it says would resolve it (> 100 counted as 100).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from seg.study.power import effect_size
+from seg.study.report import judged_pairs
+from seg.study.results import StudyRecord, load_runs
+from seg.study.rules import Rule, rule_from_settings
+from seg.study.stats import Comparison, Verdict, judge
+from seg.sweep.results import markdown_table
+
+CAP = 100
+
+
+def rules_of(record: StudyRecord) -> dict[str, Rule]:
+    """The two rules, with the study's alpha and looks."""
+    study = rule_from_settings(record.settings)
+    return {"previous": Rule("sign_flip", "study", study.alpha, study.schedule, "bonferroni"),
+            "default": Rule(alpha=study.alpha, schedule=study.schedule)}  # fmt: skip
+
+
+def asked(verdict: Verdict) -> int:
+    return verdict.n_seeds if verdict.kind != "unresolved" else (verdict.seeds_needed or CAP)
+
+
+def first_seeds(c: Comparison, n: int | None) -> Comparison:
+    """The comparison on its first n seeds (all with None)."""
+    images = (c.arm_images[:n], c.baseline_images[:n]) if c.arm_images is not None else (None, None)
+    return Comparison(c.name, c.arm[:n], c.baseline[:n], *images)
+
+
+def compare(study_dir: Path, seeds: int | None) -> str:
+    record = StudyRecord.load(study_dir)
+    runs = load_runs(study_dir, record.jobs, record.checkpoint)
+    rules = rules_of(record)
+    paired = [p for p in judged_pairs(record, runs, rules["default"])[0] if p.comparison is not None]
+    comps, groups = [first_seeds(p.comparison, seeds) for p in paired], [p.ablation for p in paired]
+    judged = {label: judge(comps, record.settings["margin"], rule, groups) for label, rule in rules.items()}
+    rows, totals = [], dict.fromkeys(judged, 0)
+    for c, old, new in zip(comps, judged["previous"], judged["default"]):
+        rows.append([c.name, old.n_seeds, f"{old.mean_diff:+.4f}", f"{effect_size(c.arm - c.baseline):+.2f}",
+                     f"{old.p_value:.3g} / {old.p_holm:.3g}", old.kind, old.seeds_needed or "",
+                     f"{new.p_value:.3g} / {new.p_holm:.3g}", new.kind, new.seeds_needed or ""])  # fmt: skip
+        totals["previous"] += asked(old)
+        totals["default"] += asked(new)
+    head = ["comparison", "seeds", "mean Δ", "d", "previous p / adjusted", "previous verdict", "previous seeds needed",
+            "default p / adjusted", "default verdict", "default seeds needed"]  # fmt: skip
+    fall = 1 - totals["default"] / totals["previous"] if totals["previous"] else 0.0
+    return "\n\n".join([
+        f"Previous rule: {rules['previous'].describe()}. Default: {rules['default'].describe()}.",
+        markdown_table(head, rows),
+        f"Seeds asked in total (resolved: seeds used; unresolved: seeds needed, > {CAP} as {CAP}): previous "
+        f"{totals['previous']}, default {totals['default']} ({fall:.0%} fewer)."])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("study_dir", type=Path)
+    parser.add_argument("--seeds", type=int, default=None, help="judge only the first N seeds of each comparison")
+    args = parser.parse_args()
+    print(compare(args.study_dir, args.seeds))
+
+
+if __name__ == "__main__":
+    main()
