@@ -433,13 +433,17 @@ def test_cache_dir_that_is_a_file_is_refused_before_any_work(synthetic_root: Pat
     assert sorted(tmp_path.iterdir()) == [a_file]  # not even the synthetic data was generated
 
 
+# The cache builder calls the loader from several threads: only the first call announces itself (one line on
+# stdout however the threads interleave); every call then blocks until the process is killed.
 _STUCK_BUILDER = """
-import sys, time
+import threading
 from pathlib import Path
 import seg.data.{module} as builder
+first = threading.Lock()
 def stuck(*args, **kwargs):
-    print("building", flush=True)
-    time.sleep(600)
+    if first.acquire(blocking=False):
+        print("building", flush=True)
+    threading.Event().wait()
 builder.{function} = stuck
 builder.{call}
 """
