@@ -10,21 +10,24 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from hydra.core.config_store import ConfigStore
+from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from seg import schema
-from seg.errors import ConfigError
+from seg.errors import ConfigError, exit_on_user_error
 from seg.plain_yaml import load_bounded
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 """The config tree, as an absolute path: Hydra finds it from `python -m seg.train` and the installed `seg-train`
 alike (a relative config_path under a console script would be looked up as a Python package)."""
+HYDRA_VERSION_BASE = "1.3"
 
 
 def register() -> None:
@@ -38,6 +41,18 @@ def register() -> None:
     from seg.rundir import register_resolvers
 
     register_resolvers()
+    _explain_unknown_overrides()
+
+
+def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:
+    """The config `python -m seg.<config_name> <overrides>` composes (conf/ and the schema), not yet checked: pass it
+    to `typed_config`. Works anywhere, a notebook included (the schema is registered here first)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base=HYDRA_VERSION_BASE):
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
 
 
 def typed_config(cfg: DictConfig) -> Any:
@@ -47,10 +62,7 @@ def typed_config(cfg: DictConfig) -> Any:
     """
     unknown = _unknown_keys(cfg, "")
     if unknown:
-        key, fields = unknown[0]
-        close = difflib.get_close_matches(key.rsplit(".", 1)[-1], fields, n=1)
-        hint = f"; did you mean {key.rsplit('.', 1)[0] + '.' if '.' in key else ''}{close[0]}?" if close else ""
-        raise ConfigError(f"unknown config key {key}{hint} (allowed there: {', '.join(fields)})")
+        raise ConfigError(unknown_key_message(*unknown[0]))
     try:
         typed = OmegaConf.to_object(cfg)
     except MissingMandatoryValue as e:
@@ -59,6 +71,92 @@ def typed_config(cfg: DictConfig) -> Any:
         raise ConfigError(f"invalid config: {str(e).splitlines()[0]}") from e
     check_values(typed)
     return typed
+
+
+def unknown_key_message(key: str, fields: list[str]) -> str:
+    """`unknown config key <key>; did you mean <closest>? (allowed there: ...)`."""
+    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], fields, n=1)
+    hint = f"; did you mean {key.rsplit('.', 1)[0] + '.' if '.' in key else ''}{close[0]}?" if close else ""
+    return f"unknown config key {key}{hint} (allowed there: {', '.join(fields)})"
+
+
+class UnknownOverrideKey(ConfigError, ConfigCompositionException):
+    """An override of a key the schema does not have (`trainer.epoch=3`), found while Hydra composes."""
+
+
+def _explain_unknown_overrides() -> None:
+    """Make Hydra answer an override of an unknown key (`trainer.epoch=3`) with seg's line, `error: unknown config
+    key trainer.epoch; did you mean trainer.epochs? ...` (exit 2, as for `+trainer.epoch=3`), not with Hydra's
+    "To append to your config use +trainer.epoch=3", advice that only leads to that same error. In-process (a
+    notebook's compose) it is an UnknownOverrideKey: a ConfigError and Hydra's ConfigCompositionException."""
+    from hydra._internal import utils
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    apply = ConfigLoaderImpl._apply_overrides_to_config
+    if getattr(apply, "seg_explained", False):
+        return
+
+    def explained(overrides: list, cfg: DictConfig) -> None:
+        for override in overrides:
+            plain = not (override.is_add() or override.is_force_add() or override.is_delete())
+            unknown = _missing_key(cfg, override.key_or_group) if plain and override.package is None else None
+            if unknown is not None:
+                raise UnknownOverrideKey(unknown_key_message(*unknown))
+        apply(overrides, cfg)
+
+    report = utils.run_and_report
+
+    def reported(func: Any) -> Any:  # Hydra prints a SegError raised while composing as `error: <line>`, exit 2
+        def checked() -> Any:
+            with exit_on_user_error():
+                return func()
+
+        return report(checked)
+
+    explained.seg_explained = True  # type: ignore[attr-defined]
+    ConfigLoaderImpl._apply_overrides_to_config = staticmethod(explained)
+    utils.run_and_report = reported
+    _hide_schema_nodes()
+
+
+def _hide_schema_nodes() -> None:
+    """The schema's `<group>/base_*` nodes are what the YAML options extend, not options: `--help`, tab completion
+    and Hydra's lists of options leave them out, and choosing one (`model=base_unet`) is refused in one line."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.config_repository import ConfigRepository
+
+    options, load = ConfigRepository.get_group_options, ConfigLoaderImpl.load_configuration
+
+    def shown(self: Any, group_name: str, *args: Any, **kwargs: Any) -> list[str]:
+        return [o for o in options(self, group_name, *args, **kwargs) if not o.startswith("base_")]
+
+    def refusing(self: Any, config_name: Any, overrides: list[str], *args: Any, **kwargs: Any) -> DictConfig:
+        for override in overrides:
+            group, _, value = override.partition("=")
+            if group.lstrip("+~") in schema.GROUPS and value.startswith("base_"):
+                raise UnknownOverrideKey(f"{override}: base_* is the schema an option extends, not an option; choose "
+                                         f"one of the options `--help` lists for {group.lstrip('+~')}")  # fmt: skip
+        return load(self, config_name, overrides, *args, **kwargs)
+
+    ConfigRepository.get_group_options = shown
+    ConfigLoaderImpl.load_configuration = refusing
+
+
+def _missing_key(cfg: DictConfig, key: str) -> tuple[str, list[str]] | None:
+    """(the first missing part of dotted `key`, the keys allowed there) when a schema node lacks it, else None."""
+    node, parts = cfg, key.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, DictConfig):
+            return None
+        object_type = node._metadata.object_type
+        if part not in node:
+            if not dataclasses.is_dataclass(object_type):
+                return None
+            return ".".join(parts[: i + 1]), [f.name for f in dataclasses.fields(object_type)]
+        if OmegaConf.is_missing(node, part) or OmegaConf.is_interpolation(node, part):
+            return None
+        node = node[part]
+    return None
 
 
 def require(value: Any, key: str, example: str) -> None:
@@ -113,7 +211,7 @@ def check_values(root: Any) -> None:
 
 
 def _check_model_fits(cfg: schema.TrainConfig) -> None:
-    from seg.models import MODELS  # torch: only once the config is otherwise valid
+    from seg.models import MODELS, check_model_args  # torch: only once the config is otherwise valid
 
     min_size = MODELS[cfg.model.name].min_input_size
     if cfg.data.image_size < min_size:
@@ -121,11 +219,8 @@ def _check_model_fits(cfg: schema.TrainConfig) -> None:
             f"invalid config: data.image_size={cfg.data.image_size} is too small for model={cfg.model.name}; "
             f"allowed: an integer >= {min_size}"
         )
-    if getattr(cfg.model, "encoder_weights", None) == "imagenet" and cfg.model.base_channels != 64:
-        raise ConfigError(
-            f"invalid config: model.base_channels={cfg.model.base_channels} with model.encoder_weights=imagenet; "
-            "allowed: 64 (torchvision's ResNet-34 width), or model.encoder_weights=null"
-        )
+    check_model_args(cfg.model.name, {k: v for k, v in dataclasses.asdict(cfg.model).items() if k != "name"},
+                     cfg.data.image_size)  # fmt: skip
 
 
 def walk(node: Any, prefix: str = "") -> list[tuple[str, Any, dataclasses.Field]]:
@@ -152,6 +247,16 @@ def _neutral(cfg: Any, key: str, f: dataclasses.Field) -> bool:
     head = key.split(".", 1)[0]  # a whole node can be neutral (pruning, ablation)
     outer = next((g for g in dataclasses.fields(cfg) if g.name == head), None)
     return head != key and outer is not None and bool(outer.metadata.get("neutral"))
+
+
+def debug_limits(cfg: schema.TrainConfig) -> dict[str, int]:
+    """The limits that make a run a debug run (`debug=smoke`): {key: value} of those set, {} for a real run."""
+    limits = {
+        "trainer.limit_train_batches": cfg.trainer.limit_train_batches,
+        "trainer.limit_val_batches": cfg.trainer.limit_val_batches,
+        "data.limit": getattr(cfg.data, "limit", None),
+    }
+    return {k: v for k, v in limits.items() if v}
 
 
 def to_yaml(cfg: Any) -> str:

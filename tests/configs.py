@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from seg.config import register, typed_config
+from seg.config import compose, register, typed_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 register()
@@ -15,8 +14,7 @@ register()
 
 def compose_raw(*overrides: str, config_name: str = "train") -> DictConfig:
     """The composed config of `python -m seg.<config_name> <overrides>`, unchecked."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides))
+    return compose(config_name, overrides)
 
 
 def compose_config(*overrides: str, config_name: str = "train"):

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra import compose, initialize_config_dir
 
 from seg.build import Training, build_training
-from seg.config import register, typed_config
+from seg.config import compose, typed_config
 from seg.schema import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,9 +84,7 @@ def seconds(fn: Callable[[], object], device: torch.device) -> float:
 
 def suite_config(*overrides: str) -> TrainConfig:
     """The checked config `python -m seg.train <overrides>` would run (conf/train.yaml + seg.schema), not run."""
-    register()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return typed_config(compose(config_name="train", overrides=list(overrides)))
+    return typed_config(compose("train", overrides))
 
 
 @dataclass(frozen=True)
