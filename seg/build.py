@@ -19,7 +19,7 @@ from seg import models
 from seg.data import build_datasets, layout_kwargs
 from seg.engine.distributed import DistContext, ShardSampler, init_distributed
 from seg.engine.optim import LRSchedule, build_optimizer, build_schedule
-from seg.engine.runtime import Precision, make_loader, resolve_device, reuse_host_memory, seed_everything
+from seg.engine.runtime import Precision, Seeds, make_loader, resolve_device, reuse_host_memory, seed_everything
 from seg.errors import SegError
 from seg.losses import build_loss as _build_loss
 from seg.schema import TrainConfig
@@ -77,6 +77,7 @@ class Training:
     schedule: LRSchedule
     scaler: torch.amp.GradScaler
     steps_per_epoch: int
+    seeds: Seeds  # of initialisation, data order and augmentation (cfg.seed, or cfg.seeds.<source>)
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -88,7 +89,8 @@ def build_training(cfg: TrainConfig) -> Training:
     trainer = cfg.trainer
     ctx, device = init_distributed(trainer.strategy, resolve_device(trainer.device))
     precision = Precision.resolve(trainer.precision, device)
-    seed_everything(cfg.seed, trainer.deterministic)
+    seeds = Seeds.of(cfg.seed, **dataclasses.asdict(cfg.seeds))
+    seed_everything(seeds.init, trainer.deterministic)
     if device.type == "cpu" and trainer.reuse_host_memory:
         reuse_host_memory()
     datasets = build_datasets(**data_kwargs(cfg))
@@ -97,7 +99,7 @@ def build_training(cfg: TrainConfig) -> Training:
             raise SegError(f"empty split in {cfg.data.root}: {split} has no images; check the split lists")
     pin = device.type == "cuda"
     train_sampler = (
-        DistributedSampler(datasets["train"], ctx.world_size, ctx.rank, shuffle=True, seed=cfg.seed)
+        DistributedSampler(datasets["train"], ctx.world_size, ctx.rank, shuffle=True, seed=seeds.order)
         if ctx.enabled
         else None
     )
@@ -119,5 +121,5 @@ def build_training(cfg: TrainConfig) -> Training:
     schedule = build_schedule(optimizer, cfg.scheduler.name, trainer.epochs, steps, **knobs(cfg.scheduler))
     return Training(
         cfg, ctx, device, precision, datasets, train_loader, val_loader, model, net, build_loss(cfg.loss),
-        optimizer, schedule, precision.grad_scaler(), steps,
+        optimizer, schedule, precision.grad_scaler(), steps, seeds,
     )  # fmt: skip

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any  # noqa: UP035 -- OmegaConf reads Optional[...] from the annotations
 
 from omegaconf import MISSING
@@ -402,6 +402,19 @@ class AblationConfig:
 
 
 @dataclass
+class SeedsConfig:
+    """A seed per random source (seg.engine.runtime.Seeds); null: the run's `seed` (`study.vary` sets them)."""
+
+    init: int | None = knob(None, keyed_once_set=True)  # the global RNGs: weight initialisation, dropout
+    order: int | None = knob(None, keyed_once_set=True)  # the order of the training images
+    augmentation: int | None = knob(None, keyed_once_set=True)  # each item's augmentation draws
+
+
+SOURCES = tuple(f.name for f in fields(SeedsConfig))
+"""The random sources a run's seed drives, each seedable alone (seeds.<source>) and varied alone by study.vary."""
+
+
+@dataclass
 class StudyConfig:
     """A study (`-m study=ablations`, the seg_study sweeper): ablations over seeds, deduplicated and resumable."""
 
@@ -422,6 +435,10 @@ class StudyConfig:
     metric: str = knob("test_dice", one_of("test_dice", "best_val_dice"), neutral=True)
     # whose test Dice is judged: best (best val Dice), last (last epoch) or ema (needs trainer.ema_decay)
     checkpoint: str = knob("best", one_of(*constants.CHECKPOINTS), neutral=True)
+    # e.g. [init, order, augmentation]: per arm, also vary each source alone over the seeds, the others fixed at the
+    # first seed (seg.study.variance: each source's share of the spread); []: the seeds vary all sources together
+    vary: list[str] = knob([], (lambda v: len(set(v)) == len(v) and set(v) <= set(SOURCES),
+                                f"distinct values of {', '.join(SOURCES)}"), neutral=True)  # fmt: skip
     # runs another study command is training: false -> leave them to it; true -> wait for it and take what is left
     wait: bool = knob(False, neutral=True)
     # k-fold splits varied with the seed: seed s trains with data.folds=K data.fold=s % K (seg/study/plan.py)
@@ -443,6 +460,7 @@ class TrainConfig:
     paths: Any = MISSING
     name: str = knob("default", neutral=True)
     seed: int = 0
+    seeds: SeedsConfig = field(default_factory=SeedsConfig)
     threshold: float = knob(0.5, FRACTION)
     resume: str | None = knob(None, neutral=True)
     tags: list[str] = knob([], neutral=True)

@@ -85,7 +85,7 @@ def fit(t: Training, state: TrainState, hooks: Sequence[Hook]) -> Stop | None:
     epochs = progress(range(state.epoch + 1, trainer.epochs + 1), trainer.progress, desc="epochs")
     for epoch in epochs:
         started = time.perf_counter()
-        reseed_loader(t.train_loader, t.cfg.seed, epoch)
+        reseed_loader(t.train_loader, t.seeds.order, epoch, t.seeds.augmentation)
         train_data = batches(t.train_loader, t.device, trainer.channels_last, trainer.limit_train_batches)
         train_bar = progress(train_data, trainer.progress, total=t.steps_per_epoch, desc=f"epoch {epoch}")
         train = train_one_epoch(

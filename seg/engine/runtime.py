@@ -102,6 +102,22 @@ class Precision:
         return torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
 
 
+@dataclass(frozen=True)
+class Seeds:
+    """The seeds of a run's three random sources (`study.vary` varies one at a time, seg.study.variance):
+    `init` seeds the global RNGs (weight initialisation, dropout), `order` the order of the training images each
+    epoch, `augmentation` each item's augmentation draws. The split into train and val stays with the run's seed."""
+
+    init: int
+    order: int
+    augmentation: int
+
+    @classmethod
+    def of(cls, seed: int, init: int | None = None, order: int | None = None, augmentation: int | None = None) -> Seeds:
+        """`seed` for each source not given (`seeds.<source>: null`, the default: one seed drives all three)."""
+        return cls(*(seed if s is None else s for s in (init, order, augmentation)))
+
+
 def seed_everything(seed: int, deterministic: bool) -> None:
     """Seed python, numpy and torch; optionally force deterministic kernels."""
     random.seed(seed)
@@ -251,14 +267,15 @@ def bind_worker_to_run(worker_id: int) -> None:
         os._exit(1)
 
 
-def reseed_loader(loader: DataLoader, seed: int, epoch: int) -> None:
-    """Make epoch `epoch`'s order and augmentation depend only on (seed, epoch).
+def reseed_loader(loader: DataLoader, seed: int, epoch: int, augmentation_seed: int | None = None) -> None:
+    """Make epoch `epoch`'s order depend only on (seed, epoch), and its augmentation only on (augmentation_seed,
+    epoch) (augmentation_seed None: `seed`).
 
     So a resumed run sees the same batches as an uninterrupted one. Call it before iterating the epoch.
     """
     epoch_seed = seed * 100_003 + epoch
     seeded: SeededSampler = loader.sampler
-    seeded.set_epoch_seed(epoch_seed)
+    seeded.set_epoch_seed(epoch_seed if augmentation_seed is None else augmentation_seed * 100_003 + epoch)
     order = seeded.sampler
     if isinstance(order, RandomSampler):  # make_loader's, with its own generator
         order.generator.manual_seed(epoch_seed)

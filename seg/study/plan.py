@@ -57,6 +57,8 @@ class Job:
     seed: int
     overrides: tuple[str, ...]
     key: str
+    # None: `seed` drives every random source; else (study.vary) only this one, the others at the base seed
+    source: str | None = None
 
 
 def comparison_name(ablation: str, stratum: str, arm: str, baseline: str) -> str:

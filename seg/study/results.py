@@ -121,9 +121,9 @@ def load_runs(study_dir: Path, jobs: list[Job], checkpoint: str = "best") -> dic
 
 
 def cells(jobs: list[Job]) -> dict[tuple[str, str, str], dict[int, str]]:
-    """{(ablation, stratum, arm): {seed: run key}} in plan order."""
+    """{(ablation, stratum, arm): {seed: run key}} in plan order (the jobs whose seed varies every source)."""
     out: dict[tuple[str, str, str], dict[int, str]] = {}
-    for j in jobs:
+    for j in (j for j in jobs if j.source is None):
         out.setdefault((j.ablation, j.stratum, j.arm), {})[j.seed] = j.key
     return out
 

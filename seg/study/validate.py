@@ -18,7 +18,7 @@ from seg.engine.evaluation import PER_IMAGE_COLUMNS
 from seg.errors import SegError
 from seg.files import is_plain_name
 from seg.rundir import Summary
-from seg.schema import StudyConfig
+from seg.schema import SOURCES, StudyConfig
 
 REQUIRED_SETTINGS = ("metric", "margin", "alpha", "seeds")
 
@@ -117,11 +117,11 @@ def _check_job(job: Any, key: str, path: Path, ablations: list[str]) -> None:
         _fail(path, key, "is not an object")
     for part, ok in (("ablation", job.get("ablation") in ablations), ("stratum", isinstance(job.get("stratum"), str)),
                      ("arm", isinstance(job.get("arm"), str)), ("seed", _integer(job.get("seed"))),
-                     ("overrides", _strings(job.get("overrides"))),
-                     ("key", is_plain_name(job.get("key")))):  # fmt: skip
+                     ("overrides", _strings(job.get("overrides"))), ("key", is_plain_name(job.get("key"))),
+                     ("source", job.get("source") in (None, *SOURCES))):  # fmt: skip
         if not ok:
             _fail(path, f"{key}.{part}", f"is {job.get(part, 'missing')!r}")
-    extra = set(job) - {"ablation", "stratum", "arm", "seed", "overrides", "key"}
+    extra = set(job) - {"ablation", "stratum", "arm", "seed", "overrides", "key", "source"}
     if extra:
         _fail(path, f"{key}.{sorted(extra)[0]}", "is not a key of a job")
 
