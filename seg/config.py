@@ -205,6 +205,9 @@ def check_values(root: Any) -> None:
             raise ConfigError(f"invalid config: {key}={value!r}; allowed: {check[1]}")
     if isinstance(root, schema.TrainConfig):
         _check_model_fits(root)
+        from seg.data import check_data_keys  # torch, as for the model check
+
+        check_data_keys(root.data)
         if root.study is not None and root.study.checkpoint == "ema" and root.trainer.ema_decay is None:
             raise ConfigError("invalid config: study.checkpoint=ema needs trainer.ema_decay (e.g. 0.99): runs "
                               "without it have no ema.pt; or judge study.checkpoint=best|last")  # fmt: skip

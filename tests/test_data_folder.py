@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from configs import compose_config
 from PIL import Image
 
 from seg.data import BadSamplesError, SplitListError, build_datasets
@@ -180,3 +181,15 @@ def test_real_sample_as_folder_loads_exactly_like_oxford(real_root: Path, real_f
         for i in range(len(oxford[split])):
             a, b = oxford[split][i], folder[split][i]
             assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_data_keys_that_do_not_fit_are_refused_with_the_config() -> None:
+    """Checked by seg.config.typed_config, before any run folder or data work."""
+    for overrides, match in [
+        (["data.folds=3", "data.fold=5"], "0..2"),
+        (["data=folder", "data.mask_values={0:background,255-0-0:foreground}"], "mixes gray values and colours"),
+        (["data.mask_values={0:background}"], "only apply to data=folder"),
+        (["data=folder", "data.mask_values={0:bg}"], "allowed: a map from mask values"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            compose_config(*overrides)

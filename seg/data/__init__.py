@@ -7,15 +7,15 @@ dataset (Dataset + sources), cache (resized uint8 cache), staging (folders built
 inspect (`python -m seg.data.inspect`), transforms (presets), synthetic (generator + CLI), build (`build_datasets`).
 """
 
-from seg.data.build import build_datasets, layout_kwargs
+from seg.data.build import build_datasets, check_data_keys, layout_kwargs
 from seg.data.images import BadImageError, read_rgb
 from seg.data.oxford import DatasetNotFoundError, SplitListError
-from seg.data.transforms import PRESETS, denormalize, eval_transform
+from seg.data.transforms import denormalize, eval_transform
 from seg.data.trimap import UNCERTAIN_MODES
 from seg.data.validate import BadSamplesError
 
 __all__ = [
-    "build_datasets", "layout_kwargs", "DatasetNotFoundError", "SplitListError", "BadImageError", "BadSamplesError",
-    "read_rgb",
-    "eval_transform", "denormalize", "PRESETS", "UNCERTAIN_MODES",
+    "build_datasets", "check_data_keys", "layout_kwargs", "DatasetNotFoundError", "SplitListError", "BadImageError",
+    "BadSamplesError", "read_rgb",
+    "eval_transform", "denormalize", "UNCERTAIN_MODES",
 ]

@@ -24,7 +24,8 @@ from seg.data.trimap import check_uncertain
 from seg.data.validate import BadSample, check_on_bad_sample, header_check, report_bad_samples, stat_check
 from seg.errors import ConfigError, folder_or_error
 
-__all__ = ["LAYOUTS", "build_datasets", "layout_kwargs", "make_layout", "foreground_fractions", "dataset_splits"]
+__all__ = ["LAYOUTS", "build_datasets", "check_data_keys", "layout_kwargs", "make_layout", "foreground_fractions",
+           "dataset_splits"]
 
 LAYOUTS = ("oxford", "folder")
 
@@ -52,6 +53,14 @@ def layout_kwargs(data: Any) -> dict[str, Any]:
               "test_split": data.test_split, "split_seed": data.split_seed}  # fmt: skip
     return {"layout": data.layout, "folder": folder, "folds": data.folds, "fold": data.fold,
             "stratify": data.stratify, "split_seed": data.split_seed}
+
+
+def check_data_keys(data: Any) -> None:
+    """ConfigError for `data` keys that do not fit together (folds, mask map, folder-only keys with the Oxford
+    layout), checked with the config before any work (seg.config.check_values); reads no file."""
+    check_folds(data.folds, data.fold, data.stratify)
+    kwargs = layout_kwargs(data)
+    make_layout(kwargs["layout"], Path(data.root), kwargs["folder"])
 
 
 def foreground_fractions(layout: Layout, names: list[str]) -> np.ndarray:
