@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from seg.report import main as report_main
+from seg.rundir import RunDir, Status, Summary
+from seg.schema import StudyConfig
+from seg.study.plan import Ablation, Job
 from seg.study.power import min_seeds_for_sign_flip, seeds_needed, seeds_to_resolve, t_power
 from seg.study.pvalues import holm, holm_within, permutation_pvalue, sign_flip_pvalues, t_pvalues
+from seg.study.results import StudyRecord
 from seg.study.rules import Rule, look_schedule
 from seg.study.sequential import next_seed_counts, nominal_levels, sequential_p, spent
 from seg.study.stats import Comparison, Verdict, hierarchical_ci, judge, predictive_superiority
@@ -269,12 +275,13 @@ def test_families_holm_within_each_ablation() -> None:
 
 
 def test_spending_boundaries() -> None:
-    """Lan-DeMets: the first look spends alpha(1/3) exactly; the nominal levels of 3 equal looks are the known
-    ones (O'Brien-Fleming about 0.0007, 0.016, 0.044; Pocock about 0.022 each); sequential_p inverts them."""
+    """Lan-DeMets spending: each look's level is the alpha spent there, O'Brien-Fleming strict early and Pocock
+    even; they add up to alpha; sequential_p inverts them."""
     obf, pocock = nominal_levels(0.05, (3, 6, 9), "obrien_fleming"), nominal_levels(0.05, (3, 6, 9), "pocock")
-    assert obf[0] == pytest.approx(spent(0.05, 1 / 3, "obrien_fleming"))
-    np.testing.assert_allclose(obf, [0.00069, 0.0161, 0.0437], atol=4e-4)
-    np.testing.assert_allclose(pocock, [0.0226, 0.0219, 0.0217], atol=4e-4)
+    assert obf[0] == pytest.approx(spent(0.05, 1 / 3, "obrien_fleming")) == pytest.approx(0.00069, abs=1e-5)
+    np.testing.assert_allclose(obf, [0.00069, 0.0157, 0.0336], atol=2e-4)
+    np.testing.assert_allclose(pocock, [0.0226, 0.0155, 0.0118], atol=2e-4)
+    assert sum(obf) == pytest.approx(0.05) and sum(pocock) == pytest.approx(0.05)
     assert sequential_p(obf[2], 2, (3, 6, 9), "obrien_fleming") == pytest.approx(0.05, rel=1e-3)
     assert sequential_p(0.04, 0, (5,), "pocock") == 0.04
 
@@ -305,3 +312,28 @@ def test_judge_at_a_later_look_uses_its_boundary() -> None:
     assert v.p_holm == pytest.approx(sequential_p(v.p_value, 1, (3, 6, 9), "obrien_fleming"))
     assert v.p_holm > v.p_value and v.kind == "difference"
     assert "O'Brien-Fleming alpha spending over looks at 3, 6, 9 seeds" in v.sentence()
+
+
+def test_plan_names_seeds_runs_hours_and_what_a_budget_resolves(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A study on disk (summaries only): `python -m seg.report <dir> --plan --budget-hours H`."""
+    base = np.array([0.80, 0.81, 0.79])
+    dice_of = {"base": base, "big": base + [0.010, 0.016, 0.004], "small": base + [0.002, 0.009, -0.002]}  # d 1.7, 0.5
+    seconds = {"base": 1800.0, "big": 1800.0, "small": 900.0}
+    jobs = [Job("abl", "", arm, seed, (), f"{arm}{seed}") for arm in dice_of for seed in range(3)]
+    for job in jobs:
+        run = RunDir(tmp_path / "runs" / job.key)
+        dice = float(dice_of[job.arm][job.seed])
+        run.write_summary(Summary(Status.COMPLETED, str(run.path), 0.6, 1, 1, seconds[job.arm], test={"dice": dice}))
+    settings = {**vars(StudyConfig()), "seeds": [0, 1, 2]}
+    StudyRecord("s", settings, 0.05, [Ablation("abl", "f", list(dice_of), "base")], jobs).save(tmp_path)
+    report_main([str(tmp_path), "--plan", "--budget-hours", "5"])
+    out = capsys.readouterr().out
+    assert "paired t-test, Holm within each ablation, alpha 0.05" in out
+    table = [line.strip("| ").split(" | ") for line in out.splitlines()]
+    rows = {cells[0]: cells for cells in table if cells[0].startswith("abl: ")}
+    big, small = rows["abl: big vs base"], rows["abl: small vs base"]
+    assert int(big[4]) < int(small[4]), "a larger effect needs fewer seeds"
+    assert big[1] == "unresolved" and int(big[5]) == 2 * (int(big[4]) - 3), "arm and baseline per added seed"
+    assert float(big[6]) == pytest.approx((int(big[4]) - 3) * 1.0), "two half-hour runs per added seed"
+    assert "A budget of 5 hours resolves (at 80% power each): abl: big vs base (" in out

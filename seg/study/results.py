@@ -37,7 +37,7 @@ class StudyRecord:
 
     name: str
     settings: dict[str, Any]  # the StudyConfig
-    alpha_look: float  # the alpha each look (and the report) judges at: alpha / looks with max_seeds, else alpha
+    alpha_look: float  # the last look's nominal p threshold for one comparison (alpha with one look; rules.py)
     ablations: list[Ablation]
     jobs: list[Job]
     descriptions: dict[str, str] = field(default_factory=dict)  # ablation -> its fixed settings in one line
