@@ -1,42 +1,26 @@
 """From a checked config (seg.schema) to the objects of a training run: the one place that reads config for them.
 
-`build_training` is used by seg.train and by `make bench`; `build_model` and `build_loss` by seg.evaluate and
-seg.predict too. Objects come from registries (seg.models.MODELS, seg.losses.LOSSES, the augmentation presets,
-the optimizers and schedules of seg.engine.optim) by name, never from a `_target_`.
+`build_training` is used by seg.train and by `make bench`. Objects come from the registries of seg.schema (MODELS,
+LOSSES, OPTIMIZERS, SCHEDULES, AUGMENTATIONS: seg/registry.py) by name, never from a `_target_`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DistributedSampler
 
 from seg import models
 from seg.data import build_datasets, layout_kwargs
-from seg.engine.distributed import DistContext, ShardSampler, init_distributed
-from seg.engine.optim import LRSchedule, build_optimizer, build_schedule
+from seg.engine.distributed import ShardSampler, init_distributed
+from seg.engine.parts import Training
 from seg.engine.runtime import Precision, Seeds, make_loader, resolve_device, reuse_host_memory, seed_everything
 from seg.errors import SegError
-from seg.losses import build_loss as _build_loss
-from seg.schema import TrainConfig
-
-
-def knobs(node: Any) -> dict[str, Any]:
-    """A group node's values other than its `name`, as plain keyword arguments."""
-    return {k: v for k, v in dataclasses.asdict(node).items() if k != "name"}
-
-
-def build_model(model_name: str, model_args: dict[str, Any]) -> nn.Module:
-    """The registered model `model_name` with `model_args` (checked against the schema before)."""
-    return models.build_model(model_name, **model_args)
-
-
-def build_loss(loss_cfg: Any) -> nn.Module:
-    return _build_loss(loss_cfg.name, **knobs(loss_cfg))
+from seg.registry import option_args
+from seg.schema import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
 
 
 def data_kwargs(cfg: TrainConfig, splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, Any]:
@@ -59,31 +43,6 @@ def data_kwargs(cfg: TrainConfig, splits: tuple[str, ...] = ("train", "val", "te
     }
 
 
-@dataclass
-class Training:
-    """Everything the loop needs, built from one config."""
-
-    cfg: TrainConfig
-    ctx: DistContext
-    device: torch.device
-    precision: Precision
-    datasets: dict[str, Dataset]
-    train_loader: DataLoader
-    val_loader: DataLoader
-    model: nn.Module  # the bare model (what checkpoints hold)
-    net: nn.Module  # what the loop calls: the model, or its DistributedDataParallel wrapper
-    loss_fn: nn.Module
-    optimizer: torch.optim.Optimizer
-    schedule: LRSchedule
-    scaler: torch.amp.GradScaler
-    steps_per_epoch: int
-    seeds: Seeds  # of initialisation, data order and augmentation (cfg.seed, or cfg.seeds.<source>)
-
-    @property
-    def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.cfg.trainer.channels_last else torch.contiguous_format
-
-
 def build_training(cfg: TrainConfig) -> Training:
     """Device, precision, seeds, data, model, loss, optimizer and schedule of the run `cfg` describes."""
     trainer = cfg.trainer
@@ -93,6 +52,7 @@ def build_training(cfg: TrainConfig) -> Training:
     seed_everything(seeds.init, trainer.deterministic)
     if device.type == "cpu" and trainer.reuse_host_memory:
         reuse_host_memory()
+    models.prepare_weights(cfg.model.name, option_args(cfg.model))  # pretrained files fetched before any data work
     datasets = build_datasets(**data_kwargs(cfg))
     for split in ("train", "val"):
         if len(datasets[split]) == 0:
@@ -108,7 +68,7 @@ def build_training(cfg: TrainConfig) -> Training:
     train_loader = make_loader(datasets["train"], data.batch_size, data.num_workers, True, pin, train_sampler)
     val_loader = make_loader(datasets["val"], data.batch_size, data.num_workers, False, pin, val_sampler)
 
-    model = build_model(cfg.model.name, knobs(cfg.model))
+    model = models.build_model(cfg.model.name, option_args(cfg.model))
     if ctx.enabled and trainer.sync_batchnorm:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     memory_format = torch.channels_last if trainer.channels_last else torch.contiguous_format
@@ -116,10 +76,10 @@ def build_training(cfg: TrainConfig) -> Training:
     net = model
     if ctx.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.local_rank] if device.type == "cuda" else None)
-    optimizer = build_optimizer(model.parameters(), cfg.optimizer.name, **knobs(cfg.optimizer))
+    optimizer = OPTIMIZERS.build(cfg.optimizer, model.parameters())
     steps = min(len(train_loader), trainer.limit_train_batches or len(train_loader))
-    schedule = build_schedule(optimizer, cfg.scheduler.name, trainer.epochs, steps, **knobs(cfg.scheduler))
+    schedule = SCHEDULES.build(cfg.scheduler, optimizer, trainer.epochs, steps)
     return Training(
-        cfg, ctx, device, precision, datasets, train_loader, val_loader, model, net, build_loss(cfg.loss),
+        cfg, ctx, device, precision, datasets, train_loader, val_loader, model, net, LOSSES.build(cfg.loss),
         optimizer, schedule, precision.grad_scaler(), steps, seeds,
     )  # fmt: skip

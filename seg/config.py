@@ -216,7 +216,7 @@ def check_values(root: Any) -> None:
 def _check_model_fits(cfg: schema.TrainConfig) -> None:
     from seg.models import MODELS, check_model_args  # torch: only once the config is otherwise valid
 
-    min_size = MODELS[cfg.model.name].min_input_size
+    min_size = MODELS.builder(cfg.model.name).min_input_size
     if cfg.data.image_size < min_size:
         raise ConfigError(
             f"invalid config: data.image_size={cfg.data.image_size} is too small for model={cfg.model.name}; "

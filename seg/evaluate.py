@@ -20,7 +20,7 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from seg.build import build_loss, data_kwargs
+from seg.build import data_kwargs
 from seg.config import CONF_DIR, register, require, typed_config
 from seg.data import build_datasets, denormalize
 from seg.engine.distributed import init_distributed, shutdown_distributed
@@ -30,7 +30,7 @@ from seg.engine.wandb_runs import track_evaluation
 from seg.errors import SegError, exit_on_user_error
 from seg.inference import load_trained_model, predict_probs
 from seg.rundir import remove_if_unused
-from seg.schema import EvaluateConfig, TrainConfig
+from seg.schema import LOSSES, EvaluateConfig, TrainConfig
 from seg.viz import ExampleRow, example_grid
 
 log = logging.getLogger("seg.evaluate")
@@ -58,7 +58,7 @@ def evaluate_checkpoint(cfg: EvaluateConfig, out_dir: Path) -> dict[str, Any]:
     if len(dataset) == 0:
         raise SegError(f"split {cfg.split!r} of {run_cfg.data.root} is empty")
     result = evaluate_dataset(
-        model, dataset, loss_fn=build_loss(run_cfg.loss), threshold=run_cfg.threshold,
+        model, dataset, loss_fn=LOSSES.build(run_cfg.loss), threshold=run_cfg.threshold,
         batch_size=cfg.data.batch_size or run_cfg.data.batch_size, num_workers=cfg.data.num_workers, device=device,
         precision=Precision.resolve("32", device), ctx=ctx,
     )  # fmt: skip

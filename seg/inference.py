@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from seg.build import build_model, knobs
+from seg.models import build_model
+from seg.registry import option_args
 from seg.config import train_config_from_yaml
 from seg.errors import CheckpointError
 from seg.rundir import Checkpoint, load_checkpoint
@@ -32,7 +33,7 @@ def load_trained_model(path: str | Path, device: torch.device) -> tuple[nn.Modul
     """
     ckpt = load_checkpoint(path, map_location="cpu")
     cfg = train_config_from_yaml(ckpt.config, str(path))
-    args = knobs(cfg.model)
+    args = option_args(cfg.model)
     if "encoder_weights" in args:
         args["encoder_weights"] = None
     model = build_model(cfg.model.name, args)

@@ -5,7 +5,7 @@ logits: (N, 1, H, W), any float dtype (bf16/fp16 under autocast is fine: losses 
 target: (N, 1, H, W) float with values in {0, 1, IGNORE_INDEX}. Pixels equal to ``IGNORE_INDEX`` are
 excluded from every loss; a batch with no valid pixel gives 0 (with a graph, so ``backward`` works).
 
-Knob defaults live in the config schema (seg/schema.py), not here.
+Knob defaults live in the config schema (seg/schema.py), not here; so does the registry of losses (LOSSES).
 
 Pixel losses (BCE, focal) are means over the valid pixels of the batch. Overlap losses (Dice, Tversky)
 are computed per image on the valid pixels and averaged over the images that have a valid pixel, so
@@ -15,7 +15,6 @@ their value does not depend on how images are batched.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -160,17 +159,3 @@ class BCETverskyLoss(WeightedSumLoss):
         super().__init__(
             {"bce": (bce_weight, BCELoss()), "tversky": (tversky_weight, TverskyLoss(alpha, beta, smooth))}
         )
-
-
-LOSSES: dict[str, type[nn.Module]] = {
-    "bce": BCELoss, "dice": DiceLoss, "bce_dice": BCEDiceLoss, "tversky": TverskyLoss,
-    "bce_tversky": BCETverskyLoss, "focal": FocalLoss,
-}  # fmt: skip
-"""Loss name (the file name of its config in conf/loss) -> class."""
-
-
-def build_loss(name: str, **kwargs: Any) -> nn.Module:
-    """The loss registered as ``name`` with its knobs ``kwargs``; ValueError for an unknown name."""
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; available: {', '.join(sorted(LOSSES))}")
-    return LOSSES[name](**kwargs)

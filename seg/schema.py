@@ -17,6 +17,7 @@ from typing import Any  # noqa: UP035 -- OmegaConf reads Optional[...] from the 
 from omegaconf import MISSING
 
 from seg import constants
+from seg.registry import Registry
 from seg.study.rules import FAMILIES, SPENDING, TESTS
 
 Check = tuple[Callable[[Any], bool], str]
@@ -35,6 +36,11 @@ def knob(
 
 def one_of(*allowed: Any) -> Check:
     return (lambda v: v in allowed), ", ".join(str(a) for a in allowed)
+
+
+def option_name(name: str) -> Any:
+    """The `name` field of a config group option's dataclass: the option it is (the registry reads it from here)."""
+    return knob(name, one_of(name))
 
 
 def at_least(low: float, integer: bool = True) -> Check:
@@ -134,28 +140,32 @@ class DataConfig:
 
 
 # --- model -------------------------------------------------------------------------------------------------
+MODELS = Registry("model", "an nn.Module: images (N, 3, H, W) -> logits (N, 1, H, W)")
+@MODELS.option("seg.models.unet:UNet")
 @dataclass
 class UNetConfig:
-    name: str = knob("unet", one_of("unet"))
+    name: str = option_name("unet")
     base_channels: int = knob(64, WIDTH)
     upsample: str = knob("transpose", UPSAMPLE)
 
 
+@MODELS.option("seg.models.resnet_unet:ResNet34UNet")
 @dataclass
 class ResNet34UNetConfig:
-    name: str = knob("resnet34_unet", one_of("resnet34_unet"))
+    name: str = option_name("resnet34_unet")
     base_channels: int = knob(64, (lambda v: 4 <= v <= 1024 and v % 4 == 0, "a multiple of 4 in [4, 1024] (64: "
                                    "torchvision's)"))  # fmt: skip
     encoder_weights: str | None = knob(None, one_of("imagenet"))
     upsample: str = knob("transpose", UPSAMPLE)
 
 
+@MODELS.option("seg.models.smp:SmpModel")
 @dataclass
 class SmpConfig:
     """segmentation_models_pytorch (the [smp] extra): arch and encoder are checked against smp itself (close names
     on a typo), with the image size (a multiple of 2**encoder_depth); see seg/models/smp.py."""
 
-    name: str = knob("smp", one_of("smp"))
+    name: str = option_name("smp")
     arch: str = "unet"  # unet, unetplusplus, manet, linknet, fpn, pspnet, deeplabv3, deeplabv3plus, pan, upernet...
     encoder: str = "resnet34"  # any smp encoder (resnet18, efficientnet-b0, mit_b0...) or tu-<timm model>
     encoder_weights: str | None = None  # null (random init) or one the encoder has: imagenet, ssl, ...
@@ -165,14 +175,17 @@ class SmpConfig:
 
 
 # --- augmentation (knobs of the presets in seg/data/transforms.py) -----------------------------------------
+AUGMENTATIONS = Registry("augmentation", "a preset: preset(image_size, **knobs) -> albumentations transforms")
+@AUGMENTATIONS.option("seg.data.transforms:preset_none")
 @dataclass
 class NoAugmentation:
-    name: str = knob("none", one_of("none"))
+    name: str = option_name("none")
 
 
+@AUGMENTATIONS.option("seg.data.transforms:preset_basic")
 @dataclass
 class BasicAugmentation:
-    name: str = knob("basic", one_of("basic"))
+    name: str = option_name("basic")
     hflip_p: float = knob(0.5, UNIT)
     vflip_p: float = knob(0.5, UNIT)
     jitter_p: float = knob(1.0, UNIT)
@@ -182,9 +195,10 @@ class BasicAugmentation:
     hue: float = knob(0.0, (lambda v: 0 <= v <= 0.5, "a number in [0, 0.5]"))
 
 
+@AUGMENTATIONS.option("seg.data.transforms:preset_strong")
 @dataclass
 class StrongAugmentation:
-    name: str = knob("strong", one_of("strong"))
+    name: str = option_name("strong")
     crop_scale: list[float] = knob([0.8, 1.0], PAIR_IN_UNIT)
     crop_ratio: list[float] = knob([0.75, 1.3333333], PAIR_POSITIVE)
     hflip_p: float = knob(0.5, UNIT)
@@ -205,9 +219,10 @@ class StrongAugmentation:
     noise_std: list[float] = knob([0.02, 0.08], PAIR_IN_UNIT)
 
 
+@AUGMENTATIONS.option("seg.data.transforms:preset_crop_gray")
 @dataclass
 class CropGrayAugmentation:
-    name: str = knob("crop_gray", one_of("crop_gray"))
+    name: str = option_name("crop_gray")
     crop_p: float = knob(1.0, UNIT)
     crop_scale: list[float] = knob([0.5, 1.0], PAIR_IN_UNIT)
     crop_ratio: list[float] = knob([0.75, 1.3333333], PAIR_POSITIVE)
@@ -217,39 +232,45 @@ class CropGrayAugmentation:
 
 
 # --- loss (classes in seg/losses.py) ------------------------------------------------------------------------
+LOSSES = Registry("loss", "an nn.Module: (logits, target) -> a scalar loss")
 WEIGHT: Check = (lambda v: v >= 0, "a number >= 0")
 
 
+@LOSSES.option("seg.losses:BCELoss")
 @dataclass
 class BCELossConfig:
-    name: str = knob("bce", one_of("bce"))
+    name: str = option_name("bce")
 
 
+@LOSSES.option("seg.losses:DiceLoss")
 @dataclass
 class DiceLossConfig:
-    name: str = knob("dice", one_of("dice"))
+    name: str = option_name("dice")
     smooth: float = knob(1.0, POSITIVE)
 
 
+@LOSSES.option("seg.losses:BCEDiceLoss")
 @dataclass
 class BCEDiceLossConfig:
-    name: str = knob("bce_dice", one_of("bce_dice"))
+    name: str = option_name("bce_dice")
     bce_weight: float = knob(0.5, WEIGHT)
     dice_weight: float = knob(0.5, WEIGHT)
     smooth: float = knob(1.0, POSITIVE)
 
 
+@LOSSES.option("seg.losses:TverskyLoss")
 @dataclass
 class TverskyLossConfig:
-    name: str = knob("tversky", one_of("tversky"))
+    name: str = option_name("tversky")
     alpha: float = knob(0.3, UNIT)
     beta: float = knob(0.7, UNIT)
     smooth: float = knob(1.0, POSITIVE)
 
 
+@LOSSES.option("seg.losses:BCETverskyLoss")
 @dataclass
 class BCETverskyLossConfig:
-    name: str = knob("bce_tversky", one_of("bce_tversky"))
+    name: str = option_name("bce_tversky")
     bce_weight: float = knob(0.5, WEIGHT)
     tversky_weight: float = knob(0.5, WEIGHT)
     alpha: float = knob(0.3, UNIT)
@@ -257,59 +278,69 @@ class BCETverskyLossConfig:
     smooth: float = knob(1.0, POSITIVE)
 
 
+@LOSSES.option("seg.losses:FocalLoss")
 @dataclass
 class FocalLossConfig:
-    name: str = knob("focal", one_of("focal"))
+    name: str = option_name("focal")
     alpha: float | None = knob(0.25, UNIT)
     gamma: float = knob(2.0, WEIGHT)
 
 
 # --- optimizer and schedule ---------------------------------------------------------------------------------
+OPTIMIZERS = Registry("optimizer", "a torch optimizer: optimizer(params, **knobs)")
+SCHEDULES = Registry("scheduler", "an LRSchedule: schedule(optimizer, epochs, steps_per_epoch, **knobs)")
+@OPTIMIZERS.option("torch.optim:AdamW")
 @dataclass
 class AdamWConfig:
-    name: str = knob("adamw", one_of("adamw"))
+    name: str = option_name("adamw")
     lr: float = knob(1e-3, (lambda v: v > 0, "a number > 0, e.g. optimizer.lr=3e-4"))
     weight_decay: float = knob(1e-2, WEIGHT)
 
 
+@OPTIMIZERS.option("torch.optim:Adam")
 @dataclass
 class AdamConfig(AdamWConfig):
-    name: str = knob("adam", one_of("adam"))
+    name: str = option_name("adam")
     lr: float = knob(1e-4, (lambda v: v > 0, "a number > 0, e.g. optimizer.lr=3e-4"))
     weight_decay: float = knob(0.0, WEIGHT)
 
 
+@OPTIMIZERS.option("torch.optim:SGD")
 @dataclass
 class SGDConfig(AdamWConfig):
-    name: str = knob("sgd", one_of("sgd"))
+    name: str = option_name("sgd")
     lr: float = knob(1e-2, (lambda v: v > 0, "a number > 0, e.g. optimizer.lr=1e-2"))
     weight_decay: float = knob(1e-4, WEIGHT)
     momentum: float = knob(0.9, (lambda v: 0 <= v < 1, "a number in [0, 1)"))
     nesterov: bool = False
 
 
+@SCHEDULES.option("seg.engine.optim:constant_lr")
 @dataclass
 class NoSchedule:
-    name: str = knob("none", one_of("none"))
+    name: str = option_name("none")
 
 
+@SCHEDULES.option("seg.engine.optim:cosine_schedule")
 @dataclass
 class CosineSchedule:
-    name: str = knob("cosine", one_of("cosine"))
+    name: str = option_name("cosine")
     min_lr: float = knob(0.0, WEIGHT)
 
 
+@SCHEDULES.option("seg.engine.optim:onecycle_schedule")
 @dataclass
 class OneCycleSchedule:
-    name: str = knob("onecycle", one_of("onecycle"))
+    name: str = option_name("onecycle")
     pct_start: float = knob(0.1, FRACTION)
     div_factor: float = knob(25.0, POSITIVE)
     final_div_factor: float = knob(1e4, POSITIVE)
 
 
+@SCHEDULES.option("seg.engine.optim:plateau_schedule")
 @dataclass
 class PlateauSchedule:
-    name: str = knob("plateau", one_of("plateau"))
+    name: str = option_name("plateau")
     monitor: str = knob("val/dice", one_of("val/dice", "val/loss"))
     factor: float = knob(0.5, FRACTION)
     patience: int = knob(3, at_least(0))
@@ -351,7 +382,7 @@ class LoggerConfig:
     project: str = knob("seg", neutral=True)
     entity: str | None = knob(None, neutral=True)
     mode: str = knob("offline", one_of("offline", "online", "disabled"), neutral=True)
-    group: str = knob("${name}", neutral=True)
+    group: str = knob("${oc.select:name,seg}", neutral=True)  # the run's name (seg.evaluate has none)
     # the W&B run's name; null: the run's `name`, or in a sweep the job's swept values (unet-onecycle-s1)
     run_name: str | None = knob(None, neutral=True)
     job_type: str = knob("train", neutral=True)
@@ -501,6 +532,7 @@ class EvaluateConfig:
     num_worst: int = knob(4, at_least(0))
     num_random: int = knob(4, at_least(0))
     seed: int = 0
+    logger: LoggerConfig | None = None  # null: the checkpoint's; `logger=none`: no W&B run, `logger=wandb`: one
 
 
 @dataclass
@@ -520,25 +552,16 @@ class PredictConfig:
     max_pixels: int = knob(40_000_000, between(1, 2**31 - 1, "pixels of one decoded image"))
 
 
+OPTION_GROUPS: tuple[Registry, ...] = (MODELS, AUGMENTATIONS, LOSSES, OPTIMIZERS, SCHEDULES)
+"""The config groups whose options are registered with their builders (seg/registry.py)."""
+
 GROUPS: dict[str, dict[str, type]] = {
     "data": {"data": DataConfig},
-    "model": {"unet": UNetConfig, "resnet34_unet": ResNet34UNetConfig, "smp": SmpConfig},
-    "augmentation": {
-        "none": NoAugmentation, "basic": BasicAugmentation, "strong": StrongAugmentation,
-        "crop_gray": CropGrayAugmentation,
-    },
-    "loss": {
-        "bce": BCELossConfig, "dice": DiceLossConfig, "bce_dice": BCEDiceLossConfig, "tversky": TverskyLossConfig,
-        "bce_tversky": BCETverskyLossConfig, "focal": FocalLossConfig,
-    },
-    "optimizer": {"adamw": AdamWConfig, "adam": AdamConfig, "sgd": SGDConfig},
-    "scheduler": {
-        "none": NoSchedule, "cosine": CosineSchedule, "onecycle": OneCycleSchedule, "plateau": PlateauSchedule,
-    },
+    **{registry.group: registry.schemas() for registry in OPTION_GROUPS},
     "trainer": {"trainer": TrainerConfig},
     "logger": {"logger": LoggerConfig},
     "paths": {"paths": PathsConfig},
-}  # fmt: skip
+}
 """Config group -> {schema name -> dataclass}; registered as `<group>/base_<schema name>`."""
 
 ROOTS: dict[str, type] = {"train": TrainConfig, "evaluate": EvaluateConfig, "predict": PredictConfig}

@@ -12,15 +12,16 @@ from collections.abc import Sequence
 
 import yaml
 
-from seg.build import Training, build_training
+from seg.build import build_training
 from seg.config import to_yaml
 from seg.constants import CHECKPOINTS
 from seg.engine.ema import WeightAverage
 from seg.engine.evaluation import Evaluation, evaluate_dataset
 from seg.engine.fit import Hook, TrainState, fit
 from seg.engine.hooks import CheckpointHook, EarlyStopHook, HistoryHook, TrackerHook
+from seg.engine.parts import Training
 from seg.engine.runtime import Interrupted, restore_rng_state
-from seg.engine.tracking import WandbTracker, with_tracking_names
+from seg.engine.tracking import WandbTracker
 from seg.errors import find_user_error
 from seg.inference import load_weights
 from seg.resume import Resume
@@ -40,12 +41,11 @@ def describe(cfg: TrainConfig) -> str:
 
 
 def train(
-    cfg: TrainConfig, run: RunDir, *, resume: Resume | None = None, wandb_group: str | None = None,
+    cfg: TrainConfig, run: RunDir, *, resume: Resume | None = None,
     extra_hooks: Sequence[Hook] = (),
 ) -> Summary:  # fmt: skip
     """Train as `cfg` says into `run`; returns the summary (also summary.json). Interrupted and errors propagate
     after summary.json says `interrupted` / `failed`; best.pt and last.pt only ever hold finite finished epochs."""
-    cfg = with_tracking_names(cfg, run.path, wandb_group)
     t = build_training(cfg)
     state = _restore(t, resume) if resume else TrainState()
     main = t.ctx.is_main

@@ -24,12 +24,13 @@ def compose_config(*overrides: str, config_name: str = "train"):
 
 def tiny_checkpoint(epoch: int = 1):
     """A real seg Checkpoint of a smoke-sized UNet (seg.rundir.Checkpoint) at `epoch`."""
-    from seg.build import build_model, knobs
     from seg.config import to_yaml
     from seg.engine.runtime import rng_state
+    from seg.models import build_model
+    from seg.registry import option_args
     from seg.rundir import Checkpoint
 
     cfg = compose_config("debug=smoke", "data=synthetic", "logger=none")
-    model = build_model(cfg.model.name, knobs(cfg.model))
+    model = build_model(cfg.model.name, option_args(cfg.model))
     return Checkpoint(model=model.state_dict(), config=to_yaml(cfg), epoch=epoch, state={"epoch": epoch},
                       optimizer={}, schedule={}, scaler={}, rng=rng_state())  # fmt: skip

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from seg.data.transforms import PRESETS, build_augmentation, denormalize
-from seg.schema import GROUPS
+from seg.data.transforms import build_augmentation, denormalize
+from seg.schema import AUGMENTATIONS, GROUPS
 
 torch.set_num_threads(1)
 S = 48
@@ -54,7 +54,7 @@ def _decode(image: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return label, clear
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("name", list(AUGMENTATIONS))
 def test_geometry_keeps_image_and_mask_aligned(name: str) -> None:
     augment = build_augmentation(preset(name, **GEOMETRY_ONLY[name]), S)
     rng = np.random.default_rng(0)
@@ -71,7 +71,7 @@ def test_geometry_keeps_image_and_mask_aligned(name: str) -> None:
     assert np.mean(clear_fraction) > 0.8  # the check covered most pixels
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("name", list(AUGMENTATIONS))
 def test_full_presets_keep_mask_values_and_shapes(name: str) -> None:
     augment = build_augmentation(preset(name), S)
     rng = np.random.default_rng(1)
@@ -117,6 +117,7 @@ def test_bad_configs_raise() -> None:
 
 
 def test_schema_knobs_are_the_presets_parameters() -> None:
-    for name, build in PRESETS.items():
+    for name in AUGMENTATIONS:
+        build = AUGMENTATIONS.builder(name)
         knobs = set(preset(name)) - {"name"}
         assert knobs == set(inspect.signature(build).parameters) - {"size"}, name

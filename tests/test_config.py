@@ -9,7 +9,6 @@ from configs import CONF, compose_config, compose_raw
 from hydra.errors import ConfigCompositionException
 
 from seg import schema
-from seg.build import build_loss
 from seg.errors import ConfigError
 
 GROUPS = ["data", "model", "augmentation", "loss", "optimizer", "scheduler", "trainer", "logger", "paths",
@@ -36,7 +35,7 @@ def test_every_schema_option_has_a_yaml_file_and_back() -> None:
 def test_defaults_live_in_the_schema() -> None:
     cfg = compose_config("loss=tversky")
     assert (cfg.loss.alpha, cfg.loss.beta) == (schema.TverskyLossConfig.alpha, schema.TverskyLossConfig.beta)
-    assert (build_loss(cfg.loss).alpha, build_loss(cfg.loss).beta) == (0.3, 0.7)
+    assert (schema.LOSSES.build(cfg.loss).alpha, schema.LOSSES.build(cfg.loss).beta) == (0.3, 0.7)
     cfg = compose_config()
     assert cfg.data.name == "oxford_pet" and cfg.model.name == "unet" and cfg.trainer.epochs == 20
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from configs import compose_config
 
-from seg.build import build_loss
 from seg.constants import IGNORE_INDEX
 from seg.losses import BCEDiceLoss, BCELoss, BCETverskyLoss, DiceLoss, FocalLoss, TverskyLoss
+from seg.schema import LOSSES
 
 torch.set_num_threads(1)
 CONF = Path(__file__).resolve().parents[1] / "conf" / "loss"
@@ -171,5 +171,5 @@ def test_smooth_must_be_positive():
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONF.glob("*.yaml")))
 def test_every_loss_option_builds_from_its_config(name):
     logits, target = _random_pair(6)
-    loss = build_loss(compose_config(f"loss={name}").loss)(logits, target)
+    loss = LOSSES.build(compose_config(f"loss={name}").loss)(logits, target)
     assert loss.ndim == 0 and torch.isfinite(loss) and loss > 0

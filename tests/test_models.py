@@ -10,10 +10,9 @@ import torchvision
 from configs import compose_config
 from torch import nn
 
-from seg.build import build_model as build_from_config
-from seg.build import knobs
 from seg.models import MODELS, ResNet34UNet, UNet, build_model
 from seg.models.resnet_unet import imagenet_checkpoint_path
+from seg.registry import option_args
 
 torch.set_num_threads(1)
 SMALL = {
@@ -96,15 +95,15 @@ def test_runs_under_autocast(name):
 @pytest.mark.parametrize("name", ["unet", "resnet34_unet"])
 def test_config_builds_model_from_the_registry(name):
     cfg = compose_config(f"model={name}", "model.base_channels=4")
-    model = build_from_config(cfg.model.name, knobs(cfg.model))
-    assert isinstance(model, MODELS[name])
+    model = build_model(cfg.model.name, option_args(cfg.model))
+    assert isinstance(model, MODELS.builder(name))
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 1, 32, 32)
 
 
 def test_build_model():
-    assert isinstance(build_model("unet", base_channels=2), UNet)
-    with pytest.raises(ValueError, match="available: resnet34_unet, unet"):
-        build_model("segformer")
+    assert isinstance(build_model("unet", {"base_channels": 2}), UNet)
+    with pytest.raises(ValueError, match="available: resnet34_unet, smp, unet"):
+        build_model("segformer", {})
 
 
 def test_invalid_arguments_raise_value_error():

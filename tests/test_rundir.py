@@ -11,11 +11,12 @@ import torch
 import yaml
 from configs import compose_config
 
-from seg.build import build_model, knobs
 from seg.config import to_yaml, train_config_from_yaml
 from seg.engine.runtime import restore_rng_state, rng_state
 from seg.errors import CheckpointError, ConfigError
 from seg.inference import load_trained_model
+from seg.models import build_model
+from seg.registry import option_args
 from seg.rundir import (
     Checkpoint,
     RunDir,
@@ -38,7 +39,7 @@ def small_config(base_channels: int = 4) -> TrainConfig:
 
 
 def checkpoint(cfg: TrainConfig, epoch: int = 1) -> Checkpoint:
-    model = build_model(cfg.model.name, knobs(cfg.model))
+    model = build_model(cfg.model.name, option_args(cfg.model))
     return Checkpoint(model=model.state_dict(), config=to_yaml(cfg), epoch=epoch, state={"epoch": epoch},
                       optimizer={}, schedule={}, scaler={}, rng=rng_state())  # fmt: skip
 

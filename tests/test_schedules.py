@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from seg.engine.optim import build_optimizer, build_schedule
+from seg.schema import OPTIMIZERS, SCHEDULES
 
 LR, EPOCHS, STEPS = 1e-3, 10, 5
 
@@ -15,8 +15,8 @@ LR, EPOCHS, STEPS = 1e-3, 10, 5
 def trajectory(name: str, monitored: list[float] | None = None, **kwargs) -> list[float]:
     """lr at the start of each epoch, driving the schedule like the training loop does."""
     params = [torch.nn.Parameter(torch.zeros(1))]
-    opt = build_optimizer(params, "adamw", lr=LR, weight_decay=0.0)
-    schedule = build_schedule(opt, name, EPOCHS, STEPS, **kwargs)
+    opt = OPTIMIZERS.builder("adamw")(params, lr=LR, weight_decay=0.0)
+    schedule = SCHEDULES.builder(name)(opt, EPOCHS, STEPS, **kwargs)
     lrs = []
     for epoch in range(EPOCHS):
         lrs.append(opt.param_groups[0]["lr"])
@@ -39,8 +39,8 @@ def test_cosine_steps_per_epoch_over_the_run() -> None:
 
 def test_onecycle_steps_per_batch_and_peaks_after_pct_start() -> None:
     params = [torch.nn.Parameter(torch.zeros(1))]
-    opt = build_optimizer(params, "adam", lr=LR, weight_decay=0.0)
-    schedule = build_schedule(opt, "onecycle", EPOCHS, STEPS, pct_start=0.1, div_factor=25.0, final_div_factor=1e4)
+    opt = OPTIMIZERS.builder("adam")(params, lr=LR, weight_decay=0.0)
+    schedule = SCHEDULES.builder("onecycle")(opt, EPOCHS, STEPS, pct_start=0.1, div_factor=25.0, final_div_factor=1e4)
     per_batch = []
     for _ in range(EPOCHS * STEPS):
         per_batch.append(opt.param_groups[0]["lr"])
@@ -66,8 +66,8 @@ def test_plateau_on_val_dice_reduces_when_dice_stalls() -> None:
 
 def test_plateau_on_val_loss_uses_min_mode() -> None:
     params = [torch.nn.Parameter(torch.zeros(1))]
-    opt = build_optimizer(params, "sgd", lr=LR, weight_decay=0.0, momentum=0.9)
-    schedule = build_schedule(opt, "plateau", EPOCHS, STEPS, monitor="val/loss", factor=0.5, patience=0, min_lr=0.0)
+    opt = OPTIMIZERS.builder("sgd")(params, lr=LR, weight_decay=0.0, momentum=0.9)
+    schedule = SCHEDULES.builder("plateau")(opt, EPOCHS, STEPS, monitor="val/loss", factor=0.5, patience=0, min_lr=0.0)
     schedule.after_epoch({"dice": 0.0, "loss": 1.0})
     schedule.after_epoch({"dice": 0.0, "loss": 0.5})  # loss went down: an improvement
     assert opt.param_groups[0]["lr"] == pytest.approx(LR)

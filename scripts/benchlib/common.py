@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
-from seg.build import Training, build_training
+from seg.build import build_training
 from seg.config import compose, typed_config
+from seg.engine.parts import Training
 from seg.schema import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import inspect
 import random
-from collections.abc import Callable
 from typing import Any
 
 import albumentations as A
@@ -37,7 +36,8 @@ from seg.constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 from seg.data.images import resize_image, resize_trimap
 from seg.errors import ConfigError
 
-__all__ = ["PRESETS", "Augment", "build_augmentation", "eval_transform", "denormalize"]
+__all__ = ["Augment", "build_augmentation", "eval_transform", "denormalize", "preset_basic", "preset_crop_gray",
+           "preset_none", "preset_strong"]
 
 Pair = tuple[float, float]
 
@@ -48,12 +48,12 @@ def _resized_crop(size: int, scale: Pair, ratio: Pair, p: float) -> A.RandomResi
                                interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST_EXACT)
 
 
-def _none(size: int) -> list[A.BasicTransform]:
+def preset_none(size: int) -> list[A.BasicTransform]:
     """No augmentation: only normalisation (added by Augment for every preset)."""
     return []
 
 
-def _basic(size: int, *, hflip_p: float, vflip_p: float, jitter_p: float,
+def preset_basic(size: int, *, hflip_p: float, vflip_p: float, jitter_p: float,
            brightness: float, contrast: float, saturation: float,
            hue: float) -> list[A.BasicTransform]:
     """Report A: flips and colour jitter."""
@@ -64,7 +64,7 @@ def _basic(size: int, *, hflip_p: float, vflip_p: float, jitter_p: float,
     ]
 
 
-def _strong(size: int, *, crop_scale: Pair, crop_ratio: Pair, hflip_p: float, vflip_p: float, affine_p: float,
+def preset_strong(size: int, *, crop_scale: Pair, crop_ratio: Pair, hflip_p: float, vflip_p: float, affine_p: float,
             shift: float, scale: Pair, rotate: float, fill_mask: int, jitter_p: float, brightness: float,
             contrast: float, saturation: float, hue: float, rgb_shift_p: float, rgb_shift: float, noise_p: float,
             noise_std: Pair) -> list[A.BasicTransform]:
@@ -83,7 +83,7 @@ def _strong(size: int, *, crop_scale: Pair, crop_ratio: Pair, hflip_p: float, vf
     ]
 
 
-def _crop_gray(size: int, *, crop_p: float, crop_scale: Pair, crop_ratio: Pair, gray_p: float, brightness: float,
+def preset_crop_gray(size: int, *, crop_p: float, crop_scale: Pair, crop_ratio: Pair, gray_p: float, brightness: float,
                brightness_p: float) -> list[A.BasicTransform]:
     """Report B: random crop-and-zoom, grayscale, brightness (contrast left unchanged)."""
     return [
@@ -98,11 +98,6 @@ def _check_fill_mask(fill_mask: int) -> None:
         raise ConfigError(
             f"augmentation.fill_mask={fill_mask!r} must be 0 (background) or {IGNORE_INDEX} (ignore)"
         )
-
-
-PRESETS: dict[str, Callable[..., list[A.BasicTransform]]] = {
-    "none": _none, "basic": _basic, "strong": _strong, "crop_gray": _crop_gray,
-}
 
 
 class Augment:
@@ -133,15 +128,18 @@ class Augment:
 
 
 def build_augmentation(augmentation: dict[str, Any], image_size: int) -> Augment:
-    """The preset `augmentation["name"]` with the other keys of the dict as its knobs.
+    """The preset `augmentation["name"]` (seg.schema AUGMENTATIONS: preset_<name> here) with the other keys of the
+    dict as its knobs.
 
-    Raises ValueError for an unknown preset (listing the presets) or an unknown knob (listing the knobs).
+    Raises ConfigError for an unknown preset (listing the presets) or an unknown knob (listing the knobs).
     """
+    from seg.schema import AUGMENTATIONS  # the registry of presets (plain Python: no import cycle, no torch)
+
     knobs = dict(augmentation)
     name = knobs.pop("name", None)
-    if name not in PRESETS:
-        raise ConfigError(f"augmentation={name!r} is not a preset; choose one of {', '.join(PRESETS)}")
-    preset = PRESETS[name]
+    if name not in AUGMENTATIONS:
+        raise ConfigError(f"augmentation={name!r} is not a preset; choose one of {', '.join(AUGMENTATIONS)}")
+    preset = AUGMENTATIONS.builder(name)
     allowed = [p for p in inspect.signature(preset).parameters if p != "size"]
     unknown = sorted(set(knobs) - set(allowed))
     if unknown:

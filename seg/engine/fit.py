@@ -24,7 +24,7 @@ from seg.metrics import SegmentationMeter
 from seg.rundir import Status
 
 if TYPE_CHECKING:
-    from seg.build import Training
+    from seg.engine.parts import Training
 
 log = logging.getLogger("seg.train")
 
@@ -82,7 +82,8 @@ def fit(t: Training, state: TrainState, hooks: Sequence[Hook]) -> Stop | None:
     Raises NonFiniteError when a loss or a weight stops being finite (before any hook sees that epoch).
     """
     trainer, meter = t.cfg.trainer, lambda: SegmentationMeter(threshold=t.cfg.threshold, device=t.device)
-    epochs = progress(range(state.epoch + 1, trainer.epochs + 1), trainer.progress, desc="epochs")
+    epochs = progress(range(state.epoch + 1, trainer.epochs + 1), trainer.progress, desc="epochs",
+                      initial=state.epoch, total=trainer.epochs)  # a resumed run's bar starts at its epoch
     for epoch in epochs:
         started = time.perf_counter()
         reseed_loader(t.train_loader, t.seeds.order, epoch, t.seeds.augmentation)
@@ -95,7 +96,7 @@ def fit(t: Training, state: TrainState, hooks: Sequence[Hook]) -> Stop | None:
         val_data = batches(t.val_loader, t.device, trainer.channels_last, trainer.limit_val_batches)
         val = evaluate(t.net, val_data, t.loss_fn, t.precision, meter())
         train_m, val_m = reduce_meter(train, t.ctx), reduce_meter(val, t.ctx)
-        check_finite(epoch, train_m["loss"], val_m["loss"], t.model)
+        check_finite(epoch, train_m["loss"], val_m["loss"], t.model, t.precision.dtype is None)
         row = {
             "epoch": epoch, "train/loss": train_m["loss"], "train/dice": train_m["dice"],
             "val/loss": val_m["loss"], "val/dice": val_m["dice"], "lr": t.optimizer.param_groups[0]["lr"],
@@ -115,10 +116,13 @@ def fit(t: Training, state: TrainState, hooks: Sequence[Hook]) -> Stop | None:
     return None
 
 
-def check_finite(epoch: int, train_loss: float, val_loss: float, model: torch.nn.Module) -> None:
-    """NonFiniteError when the epoch's losses or the model's weights are NaN or inf."""
+def check_finite(epoch: int, train_loss: float, val_loss: float, model: torch.nn.Module,
+                 full_precision: bool = False) -> None:  # fmt: skip
+    """NonFiniteError when the epoch's losses or the model's weights are NaN or inf (`full_precision`: the run is
+    at trainer.precision=32 already)."""
     if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-        raise NonFiniteError(f"the loss became NaN/inf in epoch {epoch} (train {train_loss}, val {val_loss})")
+        raise NonFiniteError(f"the loss became NaN/inf in epoch {epoch} (train {train_loss}, val {val_loss})",
+                             full_precision)  # fmt: skip
     bad = sum(int((~torch.isfinite(p)).any()) for p in model.state_dict().values() if p.is_floating_point())
     if bad:
-        raise NonFiniteError(f"{bad} weight tensors became NaN/inf in epoch {epoch}")
+        raise NonFiniteError(f"{bad} weight tensors became NaN/inf in epoch {epoch}", full_precision)

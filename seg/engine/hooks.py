@@ -14,7 +14,7 @@ from seg.engine.tracking import WandbTracker
 from seg.rundir import Checkpoint, RunDir, Status, save_checkpoint
 
 if TYPE_CHECKING:
-    from seg.build import Training
+    from seg.engine.parts import Training
 
 log = logging.getLogger("seg.train")
 

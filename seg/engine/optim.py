@@ -1,28 +1,14 @@
-"""Optimizers and learning-rate schedulers built from plain config values."""
+"""Learning-rate schedules built from plain config values: the builders of the `scheduler` options (seg.schema
+SCHEDULES; optimizers are torch's own, registered in seg.schema OPTIMIZERS)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR, ReduceLROnPlateau
 
 Scheduler = LRScheduler | ReduceLROnPlateau
-
-
-def build_optimizer(
-    params: Iterable[torch.nn.Parameter], name: str, lr: float, weight_decay: float, **sgd: Any
-) -> Optimizer:
-    """AdamW, Adam or SGD over `params`; `sgd`: momentum and nesterov (defaults: seg/schema.py)."""
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, **sgd)
-    raise ValueError(f"unknown optimizer.name={name!r}; allowed: adamw, adam, sgd")
 
 
 class LRSchedule:
@@ -58,22 +44,29 @@ class LRSchedule:
             self.scheduler.load_state_dict(state)
 
 
-def build_schedule(optimizer: Optimizer, name: str, epochs: int, steps_per_epoch: int, **knobs: Any) -> LRSchedule:
-    """The lr schedule `name` (none | cosine | onecycle | plateau) for a run of `epochs` epochs.
+def constant_lr(optimizer: Optimizer, epochs: int, steps_per_epoch: int) -> LRSchedule:
+    """`scheduler=none`: the lr stays as the optimizer set it."""
+    return LRSchedule(None, per_batch=False)
 
-    `knobs`: the schedule's keys (cosine: min_lr; onecycle: pct_start, div_factor, final_div_factor; plateau:
-    monitor, factor, patience, min_lr), with their defaults in seg/schema.py.
-    """
-    if name == "none":
-        return LRSchedule(None, per_batch=False)
-    if name == "cosine":
-        return LRSchedule(CosineAnnealingLR(optimizer, T_max=epochs, eta_min=knobs["min_lr"]), per_batch=False)
-    if name == "onecycle":
-        max_lr = [group["lr"] for group in optimizer.param_groups]
-        scheduler = OneCycleLR(optimizer, max_lr=max_lr, epochs=epochs, steps_per_epoch=steps_per_epoch, **knobs)
-        return LRSchedule(scheduler, per_batch=True)
-    if name == "plateau":
-        monitor = knobs.pop("monitor")
-        mode = "max" if monitor == "val/dice" else "min"
-        return LRSchedule(ReduceLROnPlateau(optimizer, mode=mode, **knobs), per_batch=False, monitor=monitor)
-    raise ValueError(f"unknown scheduler.name={name!r}; allowed: none, cosine, onecycle, plateau")
+
+def cosine_schedule(optimizer: Optimizer, epochs: int, steps_per_epoch: int, min_lr: float) -> LRSchedule:
+    """Cosine annealing to `min_lr` over the run's epochs, stepped after each epoch."""
+    return LRSchedule(CosineAnnealingLR(optimizer, T_max=epochs, eta_min=min_lr), per_batch=False)
+
+
+def onecycle_schedule(optimizer: Optimizer, epochs: int, steps_per_epoch: int, pct_start: float, div_factor: float,
+                      final_div_factor: float) -> LRSchedule:
+    """One cycle up to the optimizer's lr and down again, stepped after each batch."""
+    max_lr = [group["lr"] for group in optimizer.param_groups]
+    scheduler = OneCycleLR(optimizer, max_lr=max_lr, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                           pct_start=pct_start, div_factor=div_factor, final_div_factor=final_div_factor)
+    return LRSchedule(scheduler, per_batch=True)
+
+
+def plateau_schedule(optimizer: Optimizer, epochs: int, steps_per_epoch: int, monitor: str, factor: float,
+                     patience: int, min_lr: float) -> LRSchedule:
+    """Reduce the lr by `factor` when `monitor` (val/dice: higher is better; val/loss: lower) has not improved for
+    `patience` epochs, down to `min_lr`."""
+    mode = "max" if monitor == "val/dice" else "min"
+    scheduler = ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience, min_lr=min_lr)
+    return LRSchedule(scheduler, per_batch=False, monitor=monitor)
