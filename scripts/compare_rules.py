@@ -12,14 +12,15 @@ the seeds it says would resolve it (> 100 counted as 100).
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
+from seg.markdown import markdown_table
 from seg.study.power import effect_size
 from seg.study.report import judged_pairs
 from seg.study.results import StudyRecord, load_runs
 from seg.study.rules import Rule, rule_from_settings
 from seg.study.stats import Comparison, Verdict, judge
-from seg.sweep.results import markdown_table
 
 CAP = 100
 
@@ -41,6 +42,10 @@ def first_seeds(c: Comparison, n: int | None) -> Comparison:
     return Comparison(c.name, c.arm[:n], c.baseline[:n], *images)
 
 
+def _fmt_d(d: float) -> str:
+    return "" if math.isnan(d) else f"{d:+.2f}"
+
+
 def compare(study_dir: Path, seeds: int | None) -> str:
     record = StudyRecord.load(study_dir)
     runs = load_runs(study_dir, record.jobs, record.checkpoint)
@@ -50,7 +55,7 @@ def compare(study_dir: Path, seeds: int | None) -> str:
     judged = {label: judge(comps, record.settings["margin"], rule, groups) for label, rule in rules.items()}
     rows, totals = [], dict.fromkeys(judged, 0)
     for c, old, new in zip(comps, judged["previous"], judged["default"]):
-        rows.append([c.name, old.n_seeds, f"{old.mean_diff:+.4f}", f"{effect_size(c.arm - c.baseline):+.2f}",
+        rows.append([c.name, old.n_seeds, f"{old.mean_diff:+.4f}", _fmt_d(effect_size(c.arm - c.baseline)),
                      f"{old.p_value:.3g} / {old.p_holm:.3g}", old.kind, old.seeds_needed or "",
                      f"{new.p_value:.3g} / {new.p_holm:.3g}", new.kind, new.seeds_needed or ""])  # fmt: skip
         totals["previous"] += asked(old)

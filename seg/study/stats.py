@@ -102,9 +102,9 @@ class Verdict:
             side = "higher" if self.mean_diff > 0 else "lower"
             holds_zero = [c for c in (self.ci_seeds, self.ci_hierarchical or _NAN_PAIR) if c[0] <= 0 <= c[1]]
             caveat = "; a CI of the mean holds 0, so the mean difference itself is not shown" if holds_zero else ""
-            return (f"{self.name}: difference: the arms do not behave alike, the arm scores {side} "
-                    f"({self.ahead} of {self.n_seeds} seeds ahead; {size}{caveat}); {p}; it beats the baseline on a "
-                    f"new seed with probability {self.p_superior:.2f}.")  # fmt: skip
+            return (f"{self.name}: difference: the arms do not behave alike, the arm scores {side} on most seeds or "
+                    f"on average ({self.ahead} of {self.n_seeds} seeds ahead; {size}{caveat}); {p}; it beats the "
+                    f"baseline on a new seed with probability {self.p_superior:.2f}.")  # fmt: skip
         if self.kind == "no difference":
             return (f"{self.name}: no difference beyond ±{self.margin:g}: {size}; {p}; the {level} equivalence "
                     f"interval {_fmt_ci(self.ci_equivalence)} lies inside the margin.")
