@@ -4,6 +4,8 @@ one line whatever the unpickler raises. In-process."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import yaml
 from configs import compose_config, tiny_checkpoint
@@ -31,9 +33,14 @@ def test_more_loader_workers_than_the_machine_can_start_are_refused_with_the_rea
     compose_config(f"data.num_workers={machine_workers()}")
 
 
+@functools.cache
+def _stored_text() -> str:
+    return tiny_checkpoint().config
+
+
 def _stored(**changes: object) -> str:
     """A real stored config (a checkpoint's) with `changes` ({"data.image_size": 10**6}) applied."""
-    plain = yaml.safe_load(tiny_checkpoint().config)
+    plain = yaml.safe_load(_stored_text())
     for key, value in changes.items():
         group, leaf = key.split(".")
         plain[group][leaf] = value

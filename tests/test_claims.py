@@ -155,7 +155,7 @@ def test_two_study_drivers_train_every_run_once_and_finish_the_study(tmp_path: P
         (tmp_path / "conf" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "conf" / name).write_text(text)
     study = tmp_path / "study"
-    args = ["-m", "study=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", *SMALL, "trainer.epochs=2",
+    args = ["-m", "study=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", *SMALL,
             f"hydra.sweep.dir={study}", f"paths.output_dir={tmp_path}", *cli_paths]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "offline"}
     drivers = [subprocess.Popen([sys.executable, "-m", "seg.train", *args, *launcher], cwd=REPO, env=env,
@@ -167,7 +167,7 @@ def test_two_study_drivers_train_every_run_once_and_finish_the_study(tmp_path: P
     assert len(runs) == 4
     for run in runs:
         assert run.read_summary().status == Status.COMPLETED, run.path
-        assert read_csv_columns(run.metrics)["epoch"] == [1, 2], f"{run.path} trained more than once"
+        assert read_csv_columns(run.metrics)["epoch"] == [1], f"{run.path} trained more than once"
     assert not list(study.rglob(CLAIM_FILE)) and not (study / "attempts").exists()
     invocations = json.loads((study / "study.json").read_text())["invocations"]
     assert len(invocations) == 2

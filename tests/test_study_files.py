@@ -100,6 +100,8 @@ def test_a_run_with_bad_numbers_did_not_complete_and_is_never_averaged(tmp_path:
     [paired] = paired_comparisons(record.ablations, record.jobs, runs, "test_dice")
     assert paired.seeds == [0, 2], "the bad run's seed is left out of the comparison"
     assert list((paired.comparison.arm - paired.comparison.baseline).round(6)) == [0.1, 0.14]
+    if case != "test Dice 1e308":
+        return  # one report is enough: the loading layer is what differs between the cases
     report_main([str(study)])
     text = (study / "report.md").read_text()
     assert "## Runs that did not complete" in text and "not judged: " in text and message in text
