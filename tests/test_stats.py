@@ -83,7 +83,7 @@ def test_judge_agrees_with_fast_path() -> None:
 def test_power_at_seeds_needed(m: int) -> None:
     pilot = np.random.default_rng(2).normal(size=6)
     pilot = (pilot - pilot.mean()) / pilot.std(ddof=1) + 1.0  # observed d exactly 1
-    n = seeds_to_resolve(pilot, 0.05 / m)
+    n = seeds_to_resolve(pilot, 0.05 / m, "sign_flip")
     assert n is not None and min_seeds_for_sign_flip(0.05 / m) <= n <= 16
     diffs = np.random.default_rng(3).normal(1.0, 1.0, size=(N_STUDIES, m, n))
     power = float(np.mean(holm(sign_flip_pvalues(diffs)) <= 0.05))  # per comparison
@@ -112,7 +112,7 @@ def test_clear_difference_and_clear_equivalence() -> None:
 
 def test_tiny_effect_gives_no_seed_count() -> None:
     diffs = np.array([0.01, -0.012, 0.009, -0.008, 0.011, -0.0095])
-    assert seeds_to_resolve(diffs, 0.05) is None
+    assert seeds_to_resolve(diffs, 0.05, "sign_flip") is None and seeds_to_resolve(diffs, 0.05, "t") is None
     (v,) = judge([Comparison("tiny", diffs, np.zeros(6))], margin=0.05, rule=SIGN_FLIP)
     assert v.kind == "no difference"
     (v,) = judge([Comparison("tiny", diffs, np.zeros(6))], margin=0.002, rule=SIGN_FLIP)
@@ -136,7 +136,8 @@ def test_too_few_seeds_no_crash_no_warnings(n: int) -> None:
 def test_zero_spread_is_handled() -> None:
     (v,) = judge([Comparison("flat", np.full(6, 0.93), np.full(6, 0.92))], margin=0.001, rule=SIGN_FLIP)
     assert v.kind == "difference" and v.ci_seeds == pytest.approx((0.01, 0.01)) and v.p_superior == 1.0
-    assert seeds_to_resolve(np.full(4, 0.01), 0.05) == 6
+    flat = np.full(4, 0.01)
+    assert seeds_to_resolve(flat, 0.05, "sign_flip") == 6 and seeds_to_resolve(flat, 0.05, "t") == 3
 
 
 def test_hierarchical_ci_wider_than_pooled_images() -> None:
@@ -199,7 +200,8 @@ ALPHAS = (0.05, 0.05 / 2, 0.05 / 4, 0.05 / 7, 0.01)
 def test_t_power_is_finite_for_large_effects() -> None:
     """The issue's case: scipy's nct gave nan at d = 5, n = 7, and seeds-needed skipped n values that do."""
     assert t_power(5, 7, 0.025) == pytest.approx(1.0)
-    assert seeds_to_resolve(np.array([10.0, 11.0, 9.0, 10.5, 9.5]) / 0.6, 0.05) == 6  # d ~ 13 at 0.05: 6 suffice
+    d13 = np.array([10.0, 11.0, 9.0, 10.5, 9.5]) / 0.6  # d ~ 13 at 0.05: 6 seeds suffice for a sign flip, 3 for t
+    assert seeds_to_resolve(d13, 0.05, "sign_flip") == 6 and seeds_to_resolve(d13, 0.05, "t") == 3
     assert all(math.isfinite(t_power(d, n, a)) for d in (0.5, 5, 50, 500) for n in (2, 3, 7, 30) for a in ALPHAS)
 
 

@@ -105,7 +105,7 @@ def effect_size(diffs: np.ndarray) -> float:
     return mean / sd
 
 
-def seeds_to_resolve(diffs: np.ndarray, alpha: float, test: str = "sign_flip", target: float = 0.8,
+def seeds_to_resolve(diffs: np.ndarray, alpha: float, test: str, target: float = 0.8,
                      max_seeds: int = 100) -> int | None:
     """Total seeds at which ``test`` at level ``alpha`` reaches ``target`` power for the effect seen in ``diffs``
     (:func:`effect_size`); None when more than ``max_seeds`` would be needed (an effect near 0) or the spread is
