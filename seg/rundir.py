@@ -15,6 +15,7 @@ report and the bench read them through it. A run directory holds:
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
 import io
@@ -44,6 +45,10 @@ class Status(str, Enum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: last.pt holds the last finished epoch; resume continues
     KILLED = "killed"  # found `running` with no live holder (SIGKILL, out of memory, a lost node); resume continues
+    MISSING = "missing"  # no readable summary.json (never started, or died first): read from a folder, never written
+
+    def __str__(self) -> str:
+        return self.value
 
     @property
     def finished(self) -> bool:
@@ -85,6 +90,10 @@ class Summary:
         return cls(**{**{k: v for k, v in data.items() if k in known}, "status": Status(data["status"])})
 
 
+METRICS_COLUMNS = ["epoch", "train/loss", "train/dice", "val/loss", "val/dice", "lr", "seconds"]
+"""The columns of metrics.csv, one row per finished epoch."""
+
+
 @dataclass(frozen=True)
 class RunDir:
     """The files of one run directory."""
@@ -101,6 +110,22 @@ class RunDir:
     last = property(lambda self: self.path / "checkpoints" / "last.pt")
     ema = property(lambda self: self.path / "checkpoints" / "ema.pt")
     log = property(lambda self: self.path / "train.log")
+
+    hydra_overrides = property(lambda self: self.path / ".hydra" / "overrides.yaml")  # a sweep job's overrides
+
+    def read_metrics(self) -> list[dict[str, float]]:
+        """The rows of metrics.csv (METRICS_COLUMNS) as floats, epoch as int; [] when the file is absent."""
+        if not self.metrics.is_file():
+            return []
+        with self.metrics.open(newline="") as f:
+            rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        for r in rows:
+            r["epoch"] = int(r["epoch"])
+        return rows
+
+    def read_overrides(self) -> list[str]:
+        """The command-line overrides Hydra recorded for this job (.hydra/overrides.yaml)."""
+        return [str(o) for o in OmegaConf.load(self.hydra_overrides)]
 
     def checkpoint(self, name: str) -> Path:
         """checkpoints/<name>.pt of one of CHECKPOINTS."""

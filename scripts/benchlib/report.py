@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchlib.common import Stat, num
-from seg.sweep.results import markdown_table
+from seg.markdown import markdown_table
 
 MFU_TARGET = 0.8  # unet at 128 px: training step >= 80% of the matmul ceiling
 LOADER_TARGET = 5.0  # cached loader >= 5x decoding every JPEG

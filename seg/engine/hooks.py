@@ -23,7 +23,7 @@ class HistoryHook(Hook):
     """metrics.csv gets the epoch's row; curves.png is redrawn with the best epoch marked."""
 
     def __init__(self, run: RunDir, state: TrainState, title: str, subtitle: str):
-        self.history = History(run.path, completed_epochs=state.epoch)
+        self.history = History(run, completed_epochs=state.epoch)
         self.title, self.subtitle = title, subtitle
 
     def on_epoch(self, state: TrainState, row: dict[str, float], improved: bool) -> None:

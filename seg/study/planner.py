@@ -15,12 +15,12 @@ import math
 import statistics
 from dataclasses import dataclass
 
+from seg.markdown import markdown_table
 from seg.study.plan import Job
 from seg.study.power import effect_size, seeds_to_resolve
 from seg.study.results import Paired, Run, cells
 from seg.study.rules import Rule
 from seg.study.stats import Verdict
-from seg.sweep.results import markdown_table
 
 POWER = 0.8
 

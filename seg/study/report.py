@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from seg.errors import exit_on_user_error
+from seg.markdown import markdown_table
 from seg.study.figures import write_paper_outputs
 from seg.study.plan import Ablation
 from seg.study.planner import plan, plan_lines
@@ -24,7 +25,6 @@ from seg.study.power import min_seeds
 from seg.study.results import STUDY_FILE, Paired, Run, StudyRecord, cells, load_runs, paired_comparisons
 from seg.study.rules import Rule, rule_from_settings
 from seg.study.stats import Verdict, judge
-from seg.sweep.results import markdown_table
 
 FAIL_DICE = 0.5
 """A test image "fails" in a run when its Dice is below this; the report lists images that fail in every seed."""

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from seg.engine.evaluation import read_per_image
-from seg.engine.history import read_metrics
 from seg.rundir import RunDir, Status, Summary, atomic_write
 from seg.study.plan import Ablation, Job, comparison_name
 from seg.study.stats import Comparison
@@ -112,7 +111,7 @@ class Run:
 
     @cached_property
     def curves(self) -> list[dict[str, float]]:
-        return read_metrics(self.run.metrics)
+        return self.run.read_metrics()
 
 
 def load_runs(study_dir: Path, jobs: list[Job], checkpoint: str = "best") -> dict[str, Run]:

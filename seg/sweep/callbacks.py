@@ -32,7 +32,7 @@ class SweepSummary(Callback):
         if not jobs:
             return
         _, md_path = write_sweep_summary(sweep_dir, jobs)
-        done = sum(job.status in ("completed", "pruned") for job in jobs)
+        done = sum(job.status.finished for job in jobs)
         log.info("Sweep summary (%d of %d jobs finished): %s", done, len(jobs), md_path)
         cross_validation = write_cv_summary(sweep_dir, jobs)  # a sweep over data.fold: mean ± sd over folds
         if cross_validation is not None:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from seg.sweep.results import JobResult, fmt, markdown_table
+from seg.markdown import fmt, markdown_table
+from seg.sweep.results import JobResult
 
 __all__ = ["FOLD_KEY", "write_cv_summary"]
 

@@ -6,31 +6,33 @@ Shared by the end-of-sweep summary (callbacks.py), the Optuna sweeper and `pytho
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from seg.engine.history import read_metrics
-from seg.rundir import RunDir, Summary
+from seg.markdown import fmt, markdown_table
+from seg.rundir import RunDir, Status, Summary
 
 SUMMARY_COLUMNS = ["job", "overrides", "status", "best_val_dice", "test_dice", "epochs", "seconds"]
 
 
 @dataclass
 class JobResult:
-    """One job of a sweep: what it was asked (overrides) and what it reported (summary.json)."""
+    """One job of a sweep: what it was asked (overrides) and what it reported (summary.json), read through its
+    RunDir (the one reader of a job folder, for sweeps and studies alike)."""
 
     job_dir: Path
     overrides: list[str]
     summary: Summary | None = None
 
     @property
-    def status(self) -> str:
-        """completed | pruned | failed | interrupted | running | missing (no summary.json)."""
-        return "missing" if self.summary is None else self.summary.status.value
+    def run(self) -> RunDir:
+        return RunDir(self.job_dir)
+
+    @property
+    def status(self) -> Status:
+        """The summary's status; MISSING when the job wrote no summary.json."""
+        return Status.MISSING if self.summary is None else self.summary.status
 
     @property
     def best_val_dice(self) -> float | None:
@@ -55,14 +57,14 @@ class JobResult:
 
     def metrics(self) -> list[dict[str, float]]:
         """The per-epoch rows of metrics.csv ([] when absent)."""
-        return read_metrics(self.job_dir / "metrics.csv")
+        return self.run.read_metrics()
 
     def row(self) -> dict[str, Any]:
         """The job's row of the sweep summary (SUMMARY_COLUMNS)."""
         return {
             "job": self.job_dir.name,
             "overrides": " ".join(self.overrides),
-            "status": self.status,
+            "status": self.status.value,
             "best_val_dice": self.best_val_dice,
             "test_dice": self.test_dice,
             "epochs": self.epochs,
@@ -71,33 +73,19 @@ class JobResult:
 
 
 def load_job(job_dir: Path) -> JobResult:
-    """Read one job directory (the one Hydra made, with .hydra/overrides.yaml)."""
-    overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
-    return JobResult(job_dir, overrides, RunDir(job_dir).read_summary())
+    """Read one job directory (the one Hydra made, with its recorded overrides)."""
+    run = RunDir(job_dir)
+    return JobResult(job_dir, run.read_overrides(), run.read_summary())
 
 
 def load_sweep(sweep_dir: Path) -> list[JobResult]:
     """The jobs of a sweep directory in job order (Hydra's numbered sub-directories)."""
-    job_dirs = [p.parent.parent for p in Path(sweep_dir).glob("*/.hydra/overrides.yaml")]
+    job_dirs = [d for d in Path(sweep_dir).iterdir() if RunDir(d).hydra_overrides.is_file()]
     return [load_job(d) for d in sorted(job_dirs, key=lambda d: (not d.name.isdigit(), _job_number(d)))]
 
 
 def _job_number(job_dir: Path) -> int | str:
     return int(job_dir.name) if job_dir.name.isdigit() else job_dir.name
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    """A table cell: floats rounded, None and NaN as an empty cell."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
-def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-    """A GitHub-flavoured markdown table; cells go through `fmt`."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(fmt(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def write_sweep_summary(sweep_dir: Path, jobs: list[JobResult]) -> tuple[Path, Path]:
@@ -108,7 +96,29 @@ def write_sweep_summary(sweep_dir: Path, jobs: list[JobResult]) -> tuple[Path, P
         writer = csv.DictWriter(f, SUMMARY_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    cells = [[fmt(r[c], digits=1 if c == "seconds" else 4) for c in SUMMARY_COLUMNS] for r in rows]
-    table = markdown_table(SUMMARY_COLUMNS, cells)
-    md_path.write_text(f"# Sweep {sweep_dir}\n\n{len(rows)} jobs.\n\n{table}\n")
+    md_path.write_text(summary_markdown(sweep_dir, jobs))
     return csv_path, md_path
+
+
+def summary_markdown(sweep_dir: Path, jobs: list[JobResult]) -> str:
+    """summary.md: the overrides every job shares said once, each job's own overrides with short numbers
+    (`optimizer.lr=0.000123`), the jobs sorted by best val Dice (the value the sweep maximises; unfinished last)."""
+    shared = [o for o in jobs[0].overrides if all(o in job.overrides for job in jobs)] if len(jobs) > 1 else []
+    ranked = sorted(jobs, key=lambda j: -(j.best_val_dice or 0.0) if j.summary and j.summary.status.finished else 1.0)
+    cells = []
+    for job in ranked:
+        row = {**job.row(), "overrides": " ".join(_short(o) for o in job.overrides if o not in shared)}
+        cells.append([fmt(row[c], digits=1 if c == "seconds" else 4) for c in SUMMARY_COLUMNS])
+    every = f"Every job: `{' '.join(shared)}`.\n\n" if shared else ""
+    return (f"# Sweep {sweep_dir}\n\n{len(jobs)} jobs, best val Dice first.\n\n{every}"
+            f"{markdown_table(SUMMARY_COLUMNS, cells)}\n")  # fmt: skip
+
+
+def _short(override: str) -> str:
+    """`key=value` with a long float value to 3 significant digits (0.00012345678 -> 0.000123)."""
+    key, sep, value = override.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return override
+    return f"{key}{sep}{number:.3g}" if "." in value or "e" in value.lower() else override

@@ -18,7 +18,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from seg.rundir import RunDir, Summary, atomic_write
+from seg.rundir import RunDir, Status, Summary, atomic_write
 from seg.sweep.plots import plot_study
 
 log = logging.getLogger(__name__)
@@ -30,14 +30,14 @@ def job_outcome(ret: JobReturn) -> tuple[TrialState, float | None]:
         log.warning("Trial job raised %r: the trial fails, the search goes on", ret._return_value)
         return TrialState.FAIL, None
     summary = _job_summary(ret)
-    status = "missing" if summary is None else summary.status.value
-    if status == "pruned":
+    status = Status.MISSING if summary is None else summary.status
+    if status == Status.PRUNED:
         return TrialState.PRUNED, None
     try:
         value = float(ret.return_value)
     except (TypeError, ValueError):
         value = math.nan
-    if status != "completed" or not math.isfinite(value):
+    if status != Status.COMPLETED or not math.isfinite(value):
         log.warning(
             "Trial job ended with status %s, value %s: the trial fails, the search goes on", status, ret.return_value
         )
