@@ -85,17 +85,17 @@ def folder_or_error(path: str | Path, key: str) -> Path:
 class NonFiniteError(SegError, FloatingPointError):
     """The loss or the weights became NaN or inf: the epoch fails and no checkpoint keeps it."""
 
-    def __init__(self, what: str):
-        super().__init__(
-            f"{what}; the run stopped, and best.pt / last.pt keep the last finite epoch. "
-            "Lower optimizer.lr, set trainer.grad_clip=1.0, or use trainer.precision=32."
-        )
+    def __init__(self, what: str, full_precision: bool = False):
+        """`full_precision`: the run already trains at trainer.precision=32 (no point suggesting it)."""
+        fixes = "Lower optimizer.lr or set trainer.grad_clip=1.0" if full_precision else (
+            "Lower optimizer.lr, set trainer.grad_clip=1.0, or use trainer.precision=32")
+        super().__init__(f"{what}; the run stopped, and best.pt / last.pt keep the last finite epoch. {fixes}.")
 
 
 class NonFiniteLossError(NonFiniteError):
     """The training loss became NaN or inf at a known batch."""
 
-    def __init__(self, epoch: int, batch: int):
-        super().__init__(f"the loss became NaN/inf at epoch {epoch}, batch {batch}")
+    def __init__(self, epoch: int, batch: int, full_precision: bool = False):
+        super().__init__(f"the loss became NaN/inf at epoch {epoch}, batch {batch}", full_precision)
         self.epoch = epoch
         self.batch = batch

@@ -148,6 +148,24 @@ def error_overlay(
     return out.round().astype(np.uint8)
 
 
+def with_outline(image: np.ndarray, target: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """A copy of `image` (H, W, 3) uint8 with the outline of bool `target` (H, W) drawn where `valid` (all: None)."""
+    out = image.copy()
+    _draw_outline(out, target.astype(bool) & (True if valid is None else valid.astype(bool)))
+    return out
+
+
+def overlay_legend() -> list:
+    """Legend handles of `error_overlay`'s colours on a gray image, for every figure that shows one."""
+    return [
+        Patch(color=_rgb("fp"), label="false positive (predicted pet, is background)"),
+        Patch(color=_rgb("fn"), label="false negative (missed pet)"),
+        Patch(color=_rgb("tp"), alpha=0.5, label="true positive"),
+        Line2D([], [], color=_rgb("outline"), lw=3, label="true mask outline (black line inside it)"),
+        Patch(facecolor="0.6", edgecolor="0.4", label="gray: correct background, or ignored (trimap border)"),
+    ]
+
+
 def grayscale(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 luminance copy of an RGB `image` (ITU-R 601 weights), still 3 channels."""
     luminance = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -189,11 +207,8 @@ def _example_figure(rows: list[ExampleRow], title: str) -> Figure:
     """
     fig, axes = plt.subplots(len(rows), 3, figsize=(11, 3.4 * len(rows) + 0.8), squeeze=False, layout="constrained")
     for ax_row, row in zip(axes, rows):
-        valid = np.ones(row.target.shape, bool) if row.valid is None else row.valid
-        with_outline = row.image.copy()
-        _draw_outline(with_outline, row.target.astype(bool) & valid)
         tag = f" ({row.tag})" if row.tag else ""
-        ax_row[0].imshow(with_outline)
+        ax_row[0].imshow(with_outline(row.image, row.target, row.valid))
         ax_row[0].set_title(f"{row.name}{tag}\nimage, true outline", fontsize=9)
         shown = ax_row[1].imshow(row.prob, cmap="viridis", vmin=0, vmax=1)
         bar = fig.colorbar(shown, ax=ax_row[1], fraction=0.046, pad=0.03)
@@ -207,14 +222,7 @@ def _example_figure(rows: list[ExampleRow], title: str) -> Figure:
         for ax in ax_row:
             ax.set_xticks([])
             ax.set_yticks([])
-    handles = [
-        Patch(color=_rgb("fp"), label="false positive (predicted pet, is background)"),
-        Patch(color=_rgb("fn"), label="false negative (missed pet)"),
-        Patch(color=_rgb("tp"), alpha=0.5, label="true positive"),
-        Line2D([], [], color=_rgb("outline"), lw=3, label="true mask outline (black line inside it)"),
-        Patch(facecolor="0.6", edgecolor="0.4", label="gray: correct background, or ignored (trimap border)"),
-    ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    fig.legend(handles=overlay_legend(), loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=12, fontweight="bold")
     return fig

@@ -14,8 +14,9 @@ from clitools import run_cli, wandb_records
 from configs import compose_config
 
 from seg.config import to_yaml
-from seg.engine.tracking import run_name
-from seg.engine.wandb_runs import log_report, markdown_tables
+from seg.study.tables import markdown_tables
+from seg.study.wandb_runs import log_report
+from seg.wandb_names import sweep_group, sweep_job_name, tracking_names
 
 
 def offline_run(parent: Path) -> Path:
@@ -86,35 +87,38 @@ def test_training_and_evaluation_runs_read_back(cli_paths: list[str], tmp_path: 
     assert any(p.startswith("media/images/test/examples_") and p.endswith(".png") for p in images)
 
 
-def write_job(job_dir: Path, mode: str, overrides: list[str], params: dict | None = None) -> Path:
-    """A job directory as Hydra leaves it: .hydra/hydra.yaml with the run mode, the job's overrides and the
-    sweeper's params."""
-    (job_dir / ".hydra").mkdir(parents=True)
-    hydra = {"mode": mode, "overrides": {"task": overrides}, "sweeper": {"params": params}}
-    (job_dir / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": hydra}))
-    return job_dir
+def hydra_job(mode: str, overrides: list[str], sweep_dir: Path, params: dict | None = None, num: int = 0):
+    """What `HydraConfig.get()` holds for a job: its run mode, overrides, sweeper and sweep folder."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({"mode": mode, "overrides": {"task": overrides}, "job": {"num": num},
+                             "sweeper": {"params": params}, "sweep": {"dir": str(sweep_dir)}})  # fmt: skip
 
 
 def test_run_names_say_what_a_sweep_job_is(tmp_path: Path) -> None:
-    common = ["experiment=ablation_scheduler", "data=synthetic", "hydra.sweep.dir=${paths.output_dir}/x"]
-    study = write_job(tmp_path / "study" / "7", "MULTIRUN", [*common, "model=unet", "scheduler=onecycle", "seed=1"],
-                      {"model": "unet,resnet34_unet", "scheduler": "cosine,onecycle", "seed": "0,1,2"})  # fmt: skip
-    assert run_name("ablation_scheduler", study) == "unet-onecycle-s1"
-
-    trial = write_job(tmp_path / "search" / "3", "MULTIRUN", ["trainer.epochs=5", "optimizer.lr=0.000123456",
-                      "pruning.trial=3"], {"optimizer.lr": "tag(log, interval(1e-5, 1e-2))"})  # fmt: skip
-    assert run_name("lr_optuna", trial) == "t3-lr0.000123"
+    swept = {"model", "scheduler", "seed"}
+    assert sweep_job_name(["data=synthetic", "model=unet", "scheduler=onecycle", "seed=1"], swept, None) == (
+        "unet-onecycle-s1")
+    assert sweep_job_name(["trainer.epochs=5", "optimizer.lr=0.000123456"], {"optimizer.lr"}, 3) == "t3-lr0.000123"
+    assert sweep_group("lr_optuna", "2026-01-01", "lr_optuna") == "lr_optuna", "one group per stored study"
+    assert sweep_group("default", "2026-01-01", None) == "default-2026-01-01", "one group per sweep"
 
     sweep = tmp_path / "sweep"
-    write_job(sweep / "1", "MULTIRUN", ["debug=smoke", "optimizer.lr=0.003", "threshold=0.4"])
+    sweep.mkdir()
     (sweep / "multirun.yaml").write_text(yaml.safe_dump(
         {"hydra": {"overrides": {"task": ["debug=smoke", "optimizer.lr=1e-3,3e-3", "threshold=0.4"]}}}
     ))  # fmt: skip
-    assert run_name("default", sweep / "1") == "lr0.003", "only the keys the command line sweeps"
-
-    assert run_name("default", write_job(tmp_path / "other" / "2", "MULTIRUN", ["seed=1"])) == "default-2"
-    assert run_name("demo", write_job(tmp_path / "single", "RUN", ["model=unet", "seed=1"])) == "demo"
-    assert run_name("demo", tmp_path / "no-hydra-dir") == "demo"
+    cfg = compose_config("debug=smoke", "optimizer.lr=0.003", "threshold=0.4")
+    named = tracking_names(cfg, hydra_job("MULTIRUN", ["debug=smoke", "optimizer.lr=0.003", "threshold=0.4"], sweep))
+    lg = named.logger
+    assert (lg.run_name, lg.group, lg.tags) == ("lr0.003", "default-sweep", ["debug"]), "only the swept keys"
+    assert tracking_names(cfg, hydra_job("MULTIRUN", ["seed=1"], tmp_path / "other", num=2)).logger.run_name == (
+        "default-2")
+    single = tracking_names(compose_config("name=demo"), hydra_job("RUN", ["name=demo"], tmp_path))
+    assert (single.logger.run_name, single.logger.group, single.logger.tags) == ("demo", "demo", [])
+    given = ["logger.group=mine", "logger.run_name=this", "seed=1"]
+    kept = tracking_names(compose_config(*given), hydra_job("MULTIRUN", given, tmp_path, {"seed": "0,1"})).logger
+    assert (kept.group, kept.run_name) == ("mine", "this"), "what the command line sets is kept"
 
 
 def test_smoke_runs_have_their_own_project() -> None:

@@ -63,9 +63,9 @@ def train_one_epoch(
         meter.update(logits.detach(), masks, loss.detach())
         first_bad = _track_non_finite(first_bad, loss.detach(), i)
         if (i + 1) % NAN_CHECK_EVERY == 0:
-            _raise_if_non_finite(first_bad, epoch)
+            _raise_if_non_finite(first_bad, epoch, precision.dtype is None)
         show_running(data, i + 1, meter)
-    _raise_if_non_finite(first_bad, epoch)
+    _raise_if_non_finite(first_bad, epoch, precision.dtype is None)
     return meter
 
 
@@ -77,9 +77,9 @@ def _track_non_finite(first_bad: torch.Tensor | None, loss: torch.Tensor, index:
     return torch.where(bad_now, torch.full_like(first_bad, index), first_bad)
 
 
-def _raise_if_non_finite(first_bad: torch.Tensor | None, epoch: int) -> None:
+def _raise_if_non_finite(first_bad: torch.Tensor | None, epoch: int, full_precision: bool) -> None:
     if first_bad is not None and (index := int(first_bad)) >= 0:
-        raise NonFiniteLossError(epoch=epoch, batch=index + 1)
+        raise NonFiniteLossError(epoch=epoch, batch=index + 1, full_precision=full_precision)
 
 
 @torch.no_grad()

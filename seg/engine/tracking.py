@@ -1,13 +1,13 @@
 """Weights & Biases tracking that never blocks training.
 
-One W&B run per job: a training run (job_type train; evaluations and reports: seg/engine/wandb_runs.py), named
-from what it is and grouped per run, sweep or study (`logger.run_name`, `logger.group`). Offline by default (no
-network, no login prompt); any W&B failure warns once and the command goes on with its local files.
+One W&B run per job: a training run (job_type train) or an evaluation (job_type eval, `track_evaluation`; a
+study's report run: seg/study/wandb_runs.py). Its project, group, name and tags are plain values of the logger
+settings, decided at the entry (seg/wandb_names.py). Offline by default (no network, no login prompt); any W&B
+failure warns once and the command goes on with its local files.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import logging
 import os
@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
 from seg.engine.evaluation import PER_IMAGE_COLUMNS, Evaluation
-from seg.schema import GROUPS, LoggerConfig, TrainConfig
+from seg.schema import LoggerConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -37,66 +36,6 @@ def redact_secrets(config: Any) -> Any:
     if isinstance(config, list):
         return [redact_secrets(v) for v in config]
     return config
-
-
-# --- names -----------------------------------------------------------------------------------------------
-def with_tracking_names(cfg: TrainConfig, run_dir: Path, group: str | None) -> TrainConfig:
-    """`cfg` with the W&B group and run name it is tracked under written into `cfg.logger`.
-
-    group: the sweep's or study's group when given, else `logger.group`; run name: `logger.run_name` when set,
-    else `run_name(cfg.name, run_dir)`. Stored in config.yaml and the checkpoints, they are what a resume,
-    `seg.evaluate` (same group, job_type eval) and the report find again.
-    """
-    lg = cfg.logger
-    names = {"group": group or lg.group, "run_name": lg.run_name or run_name(cfg.name, run_dir)}
-    return dataclasses.replace(cfg, logger=dataclasses.replace(lg, **names))
-
-
-def run_name(name: str, run_dir: Path) -> str:
-    """The W&B name of the run in `run_dir`: `name` for a single run; for a sweep job, the values of the keys
-    its sweep varies, read from the job's .hydra/ files: `model=unet scheduler=onecycle seed=1` ->
-    `unet-onecycle-s1`, `optimizer.lr=0.003` -> `lr0.003`, an Optuna trial starts with `t<number>`.
-    A sweep job whose varying keys are not known is `<name>-<job number>`."""
-    hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
-    if not hydra_yaml.is_file():
-        return name
-    hydra = OmegaConf.to_container(OmegaConf.load(hydra_yaml).hydra, resolve=False)
-    if hydra.get("mode") != "MULTIRUN":
-        return name
-    swept = _swept_keys(hydra, run_dir.parent / "multirun.yaml")
-    parts = []
-    for override in hydra["overrides"]["task"]:
-        key, _, value = str(override).partition("=")
-        key = key.lstrip("+~")
-        if key == "pruning.trial":
-            parts.insert(0, f"t{value}")
-        elif key in swept:
-            parts.append(_name_part(key, value))
-    return "-".join(parts) or f"{name}-{run_dir.name}"
-
-
-def _swept_keys(hydra: dict, multirun_yaml: Path) -> set[str]:
-    """Keys a sweep varies: its sweeper's `params`, and the command line's sweep overrides (`a=1,2`) that the
-    basic sweeper recorded in the sweep directory's multirun.yaml."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    keys = set((hydra.get("sweeper") or {}).get("params") or {})
-    if multirun_yaml.is_file():
-        overrides = OmegaConf.to_container(OmegaConf.load(multirun_yaml).hydra.overrides.task, resolve=False)
-        parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
-        keys |= {o.key_or_group for o in parsed if o.is_sweep_override()}
-    return keys
-
-
-def _name_part(key: str, value: str) -> str:
-    """`seed=1` -> s1, a group choice `model=unet` -> unet, `optimizer.lr=0.0031622` -> lr0.00316."""
-    if key == "seed":
-        return f"s{value}"
-    if key in GROUPS:
-        return value
-    if re.fullmatch(r"[-+]?\d*\.\d+(e[-+]?\d+)?|[-+]?\d+e[-+]?\d+", value, re.IGNORECASE):
-        value = f"{float(value):.3g}"
-    return f"{key.rsplit('.', 1)[-1]}{value}"
 
 
 # --- the tracker -------------------------------------------------------------------------------------------
@@ -269,17 +208,35 @@ class WandbTracker:
     ) -> None:
         """Predict the first `n` items of `dataset` and log them as a mask panel."""
         from seg.data import denormalize
-        from seg.inference import predict_probs
 
         model.eval()
         items = [dataset[i] for i in range(min(n, len(dataset)))]
         images = torch.stack([img for img, _ in items])
-        probs = predict_probs(model, images.to(device)).cpu()
+        probs = torch.sigmoid(model(images.to(device)).float()).cpu()
         self.log_masks(epoch, denormalize(images), probs, torch.stack([m for _, m in items]), threshold)
 
     def finish(self, exit_code: int = 0) -> None:
         self._try(lambda wandb, run: run.finish(exit_code=exit_code))
         self.run = None
+
+
+def track_evaluation(
+    trained: TrainConfig, out_dir: Path, split: str, config: dict[str, Any], result: Evaluation,
+    extra: dict[str, float], examples: Path,
+) -> str | None:  # fmt: skip
+    """An evaluation as a W&B run (job_type eval) of the group its training run was tracked under, named
+    `<training run name>-eval-<split>`: metrics as `<split>/...` in the summary, the per-image table, and
+    examples.png. Follows the checkpoint's logger settings (none: no run). Returns the W&B run id."""
+    lg = trained.logger
+    tracker = WandbTracker.for_logger(
+        lg, out_dir, config, job_type="eval", name=f"{lg.run_name or trained.name}-eval-{split}"
+    )
+    tracker.log_evaluation(split, result, extra)
+    if examples.is_file():
+        tracker.log_image(f"{split}/examples", examples)
+    run_id = tracker.run_id
+    tracker.finish()
+    return run_id
 
 
 def _artifact_name(name: str) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from seg.config import result_items
+from seg.config import debug_limits, result_items
 from seg.errors import ConfigError
 from seg.schema import StudyConfig, TrainConfig
 
@@ -164,5 +164,6 @@ def describe(cfg: TrainConfig, varied: list[str]) -> str:
         "scheduler": cfg.scheduler.name,
         "loss": cfg.loss.name,
         "trainer": f"{cfg.trainer.epochs} epochs",
+        "DEBUG RUN:": ", ".join(f"{k}={v}" for k, v in debug_limits(cfg).items()),  # a smoke study says it is one
     }
-    return "; ".join(f"{k} {v}" for k, v in items.items() if k not in {v.split(".")[0] for v in varied})
+    return "; ".join(f"{k} {v}" for k, v in items.items() if v and k not in {v.split(".")[0] for v in varied})

@@ -37,7 +37,7 @@ from seg.errors import ConfigError, SegError
 from seg.rundir import RunDir, Status
 from seg.schema import StudyConfig, TrainConfig
 from seg.study.plan import Job, comparison_names, describe, expand, load_ablations, seed_sequence
-from seg.study.progress import with_progress
+from seg.study.progress import tally_text, with_progress
 from seg.study.report import write_report
 from seg.study.results import StudyRecord, load_runs, paired_comparisons, run_path
 from seg.study.rules import rule_from_settings
@@ -80,8 +80,12 @@ def run_study(config: DictConfig, arguments: list[str], compose_raw: Callable[[l
     study = own.study or StudyConfig(name=own.name)
     study_dir = Path(str(config.hydra.sweep.dir)).absolute()
 
+    composed: dict[tuple[str, ...], TrainConfig] = {}  # composing takes ~0.1 s (more on a busy CPU): once per job
+
     def compose(overrides: list[str]) -> TrainConfig:
-        return typed_job_config(compose_raw(overrides))
+        if tuple(overrides) not in composed:
+            composed[tuple(overrides)] = typed_job_config(compose_raw(overrides))
+        return composed[tuple(overrides)]
 
     ablations = load_ablations(study, own, compose, arguments)
     rule = rule_from_settings(asdict(study))
@@ -110,7 +114,7 @@ def run_looks(study: StudyConfig, study_dir: Path, record: StudyRecord, schedule
         save_record(study_dir, record)
         batch = prepare(study_dir, record.jobs, launches)
         log.info("Study %s, look %d (%d seeds): %d runs, %d to launch (%s)", study.name, look + 1, n_seeds,
-                 len({j.key for j in record.jobs}), len(batch), dict(launches.tally))  # fmt: skip
+                 len({j.key for j in record.jobs}), len(batch), tally_text(launches.tally))  # fmt: skip
         launch(batch)
         record_killed(study_dir, batch)
         if look + 1 == len(schedule):

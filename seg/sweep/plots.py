@@ -1,10 +1,23 @@
-"""A search's plots, drawn by Optuna's own matplotlib visualisations over all trials of its study:
-optuna_history.png (val Dice per trial and the best so far), optuna_intermediate_values.png (val Dice per epoch of
-every trial: where pruned trials stopped) and optuna_slice.png (each searched parameter against val Dice)."""
+"""A search's plots over all trials of its study, fit for a meeting; Optuna 2.10's own matplotlib visualisations
+where they do the job, with the pruned trials added and marked:
+
+- optuna_history.png: val Dice per trial and the best so far (Optuna's), pruned trials as crosses at the last val
+  Dice they reached;
+- optuna_slice.png: each searched parameter against val Dice (Optuna's; a log-scaled parameter on a log axis),
+  pruned trials as crosses;
+- optuna_intermediate_values.png: val Dice per epoch, one line per trial: completed trials solid, pruned ones
+  dashed ending in a cross where they stopped (a trial pruned after one epoch is a cross, never an invisible dot),
+  the best trial highlighted, the y range fitted to the data;
+- optuna_parallel_coordinate.png: the searched parameters of every completed trial against val Dice (Optuna's);
+- optuna_importances.png: Optuna's parameter importances (fANOVA, which needs scikit-learn; without it, or with
+  fewer than 2 parameters or 3 completed trials, it is left out with a log line).
+"""
 
 from __future__ import annotations
 
+import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -13,42 +26,188 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
+from optuna.distributions import LogUniformDistribution  # noqa: E402
+from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 from optuna.visualization import matplotlib as optuna_plots  # noqa: E402
 
+log = logging.getLogger(__name__)
+
 METRIC = "val Dice"
-PLOTS = {
-    "optuna_history.png": lambda s: optuna_plots.plot_optimization_history(s, target_name=f"best {METRIC}"),
-    "optuna_intermediate_values.png": optuna_plots.plot_intermediate_values,
-    "optuna_slice.png": lambda s: optuna_plots.plot_slice(s, target_name=f"best {METRIC}"),
-}
+BLUE, ORANGE, GRAY, RED = "#0072B2", "#E69F00", "0.55", "#D55E00"  # Okabe-Ito (colour-blind safe)
 
 
 def plot_study(study: optuna.Study, sweep_dir: Path) -> list[Path]:
     """Write the search's plots into `sweep_dir` (a plot with nothing to show is skipped); returns their paths."""
+    plots: dict[str, Callable[[optuna.Study], object]] = {
+        "optuna_history.png": _history, "optuna_slice.png": _slice,
+        "optuna_intermediate_values.png": intermediate_values,
+        "optuna_parallel_coordinate.png": _parallel_coordinate, "optuna_importances.png": _importances,
+    }  # fmt: skip
     written = []
     with warnings.catch_warnings():  # optuna.visualization.matplotlib is "experimental" in optuna 2.x
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        for name, plot in PLOTS.items():
-            axes = np.atleast_1d(plot(study)).ravel()
+        for name, plot in plots.items():
+            if not _complete(study) and name != "optuna_intermediate_values.png":
+                continue
+            axes = plot(study)
+            if axes is None:
+                continue
+            axes = np.atleast_1d(axes).ravel()
             fig = axes[0].figure
             if not any(ax.has_data() for ax in axes):
                 plt.close(fig)
                 continue
-            if name != "optuna_slice.png":  # trials and epochs are whole numbers
-                for ax in axes:
-                    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            if name == "optuna_intermediate_values.png":
-                axes[0].set(xlabel="epoch", ylabel=METRIC, title=f"{METRIC} per epoch of each trial")
-            if name == "optuna_history.png":
-                axes[0].set(xlabel="trial", title=f"best {METRIC} per trial (COMPLETE trials)")
-            for ax in (ax for ax in axes if ax.get_xscale() == "log"):  # e.g. lr: ticks at 1, 2, 5 x 10^k
-                ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
-                ax.xaxis.set_minor_formatter(NullFormatter())
-            fig.set_size_inches(max(6.4, 4 * len(axes)), 4.8)
-            fig.tight_layout()
-            fig.savefig(sweep_dir / name, dpi=100)
+            if len(fig.axes) == len(axes):  # tight_layout would pull Optuna's colour bar over the plots
+                fig.tight_layout()
+            fig.savefig(sweep_dir / name, dpi=100, bbox_inches="tight")
             plt.close(fig)
             written.append(sweep_dir / name)
     return written
+
+
+def _complete(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def _pruned(study: optuna.Study) -> list[FrozenTrial]:
+    """Pruned trials that reported at least one val Dice."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)) if t.intermediate_values]
+
+
+def _last(trial: FrozenTrial) -> float:
+    return trial.intermediate_values[max(trial.intermediate_values)]
+
+
+def _history(study: optuna.Study):
+    ax = optuna_plots.plot_optimization_history(study, target_name=METRIC)
+    pruned = _pruned(study)
+    if pruned:
+        ax.plot([t.number for t in pruned], [_last(t) for t in pruned], "x", color=RED, ms=7, mew=2, zorder=3,
+                label="pruned trial (its last val Dice)")  # fmt: skip
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="trial", ylabel=METRIC, title=f"{METRIC} per trial, and the best so far")
+    ax.legend(fontsize=8)
+    ax.figure.set_size_inches(7.5, 4.8)
+    return ax
+
+
+def _slice(study: optuna.Study):
+    axes = np.atleast_1d(optuna_plots.plot_slice(study, target_name=f"best {METRIC}")).ravel()
+    axes[0].set_title("")
+    params = sorted({p for t in _complete(study) for p in t.params})
+    pruned = _pruned(study)
+    for ax, param in zip(axes, params):
+        log_scaled = any(isinstance(t.distributions.get(param), LogUniformDistribution) for t in _complete(study))
+        points = [(t.params[param], _last(t)) for t in pruned if param in t.params]
+        if points and not isinstance(points[0][0], str):
+            ax.plot(*zip(*points), "x", color=RED, ms=7, mew=2, label="pruned (last val Dice)")
+            ax.legend(fontsize=8, loc="lower right")
+        if log_scaled:
+            _log_axis(ax)
+        ax.set_xlabel(param + (" (log scale)" if log_scaled else ""))
+    axes[0].figure.suptitle(f"best {METRIC} against each searched parameter (completed trials: colour = trial number)",
+                            fontsize=10)  # fmt: skip
+    axes[0].figure.set_size_inches(max(6.4, 4.6 * len(axes)), 4.8)
+    return axes
+
+
+def _log_axis(ax) -> None:
+    """A log x axis with ticks at 10^k (and at 2 and 5 x 10^k over at most two decades), each label once."""
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if high / low <= 100 else (1.0,)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}".replace("e-0", "e-")))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def intermediate_values(study: optuna.Study):
+    """Val Dice per epoch of every trial that reported one (see the module docstring); None when there is none."""
+    complete = [t for t in _complete(study) if t.intermediate_values]
+    pruned = _pruned(study)
+    if not complete and not pruned:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    best = max(complete, key=lambda t: t.value) if complete else None
+    values = []
+    for trial in [*pruned, *complete]:
+        epochs = sorted(trial.intermediate_values)
+        dice = [trial.intermediate_values[e] for e in epochs]
+        values += dice
+        if trial.state == TrialState.PRUNED:
+            ax.plot(epochs, dice, "--", color=GRAY, lw=1)
+            ax.plot(epochs[-1:], dice[-1:], "x", color=RED, ms=7, mew=2)
+        elif trial is not best:
+            ax.plot(epochs, dice, "-", color=BLUE, lw=1, alpha=0.6)
+    if best is not None:
+        epochs = sorted(best.intermediate_values)
+        ax.plot(epochs, [best.intermediate_values[e] for e in epochs], "-o", color=ORANGE, lw=2.5, ms=4, zorder=4)
+    low, high = min(values), max(values)
+    pad = max(0.02, 0.08 * (high - low))
+    ax.set_ylim(low - pad, high + pad)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=BLUE, label=f"completed ({len(complete)})"),
+               Line2D([], [], color=GRAY, ls="--", marker="x", mec=RED, mew=2, label=f"pruned ({len(pruned)}): x where "
+                      "it stopped")]  # fmt: skip
+    if best is not None:
+        handles.insert(0, Line2D([], [], color=ORANGE, lw=2.5, marker="o", label=f"best: trial {best.number}"))
+    ax.legend(handles=handles, fontsize=8)
+    ax.set(xlabel="epoch", ylabel=METRIC, title=f"{METRIC} per epoch of each trial")
+    return ax
+
+
+def _parallel_coordinate(study: optuna.Study):
+    """One line per completed trial through an axis per parameter (log10 for a log-scaled one, categories by
+    index) and val Dice, coloured by val Dice. Drawn here: Optuna 2.10's version fails on today's matplotlib (its
+    colour bar has no axes)."""
+    trials = _complete(study)
+    params = sorted({p for t in trials for p in t.params})
+    if len(params) < 2:
+        return None  # one parameter: the slice plot says it all
+    columns, labels = [], []
+    for param in params:
+        raw = [t.params.get(param) for t in trials]
+        if all(isinstance(v, (int, float)) for v in raw):
+            log_scaled = isinstance(trials[0].distributions.get(param), LogUniformDistribution)
+            columns.append(np.log10(raw) if log_scaled else np.asarray(raw, float))
+            labels.append(f"log10 {param}" if log_scaled else param)
+        else:
+            names = sorted({str(v) for v in raw})
+            columns.append(np.asarray([names.index(str(v)) for v in raw], float))
+            labels.append(f"{param}\n({', '.join(names)})")
+    columns.append(np.asarray([t.value for t in trials], float))
+    labels.append(METRIC)
+    data = np.stack(columns, axis=1)
+    low, high = data.min(axis=0), data.max(axis=0)
+    scaled = (data - low) / np.where(high > low, high - low, 1)
+    fig, ax = plt.subplots(figsize=(max(7, 2.6 * len(labels)), 4.8))
+    colors = plt.cm.viridis((data[:, -1] - low[-1]) / max(high[-1] - low[-1], 1e-12))
+    for row, color in sorted(zip(scaled, colors), key=lambda rc: rc[0][-1]):
+        ax.plot(range(len(labels)), row, color=color, lw=1.2, alpha=0.8)
+    for i in range(len(labels)):
+        ax.axvline(i, color="0.3", lw=1)
+        ax.text(i, -0.04, f"{low[i]:.3g}", ha="center", va="top", fontsize=8)
+        ax.text(i, 1.04, f"{high[i]:.3g}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, fontsize=9)
+    ax.set_yticks([])
+    ax.set_ylim(-0.15, 1.15)
+    ax.set_title(f"searched parameters of each completed trial, coloured by {METRIC}\n(each axis from its minimum "
+                 "to its maximum)")
+    return ax
+
+
+def _importances(study: optuna.Study):
+    params = {p for t in _complete(study) for p in t.params}
+    if len(params) < 2 or len(_complete(study)) < 3:
+        return None
+    try:
+        import sklearn  # noqa: F401 -- Optuna's fANOVA evaluator needs it
+    except ImportError:
+        log.info("optuna_importances.png left out: Optuna's parameter importances need scikit-learn "
+                 "(pip install scikit-learn)")  # fmt: skip
+        return None
+    ax = optuna_plots.plot_param_importances(study)
+    ax.set_title(f"importance of each searched parameter for {METRIC} (fANOVA)")
+    return ax
