@@ -1,4 +1,4 @@
-"""Hard Dice / IoU metrics for binary segmentation, per image and pooled, and summary statistics.
+"""Hard Dice / IoU metrics for binary segmentation (Dice per image and pooled, pooled IoU), and summary statistics.
 
 logits: (N, 1, H, W) float; target: (N, 1, H, W) float in {0, 1, IGNORE_INDEX}. The prediction is
 sigmoid(logits) > threshold; pixels whose target is ``IGNORE_INDEX`` are excluded everywhere.
@@ -40,22 +40,6 @@ def _dice(intersection: Tensor, pred: Tensor, gt: Tensor) -> Tensor:
     """2|P∩G| / (|P| + |G|) as float32, 1 where both are empty (elementwise on counts)."""
     denom = (pred + gt).float()
     return torch.where(denom > 0, 2 * intersection.float() / denom.clamp_min(1), 1.0)
-
-
-def _iou(intersection: Tensor, pred: Tensor, gt: Tensor) -> Tensor:
-    """|P∩G| / |P∪G| as float32, 1 where both are empty (elementwise on counts)."""
-    union = (pred + gt - intersection).float()
-    return torch.where(union > 0, intersection.float() / union.clamp_min(1), 1.0)
-
-
-def per_image_dice(logits: Tensor, target: Tensor, threshold: float = 0.5) -> Tensor:
-    """(N,) float32 hard Dice per image: 1.0 if prediction and target are both empty, 0.0 if only one is."""
-    return _dice(*confusion_counts(logits, target, threshold))
-
-
-def per_image_iou(logits: Tensor, target: Tensor, threshold: float = 0.5) -> Tensor:
-    """(N,) float32 hard IoU (Jaccard) per image, with the same empty-mask convention as the Dice."""
-    return _iou(*confusion_counts(logits, target, threshold))
 
 
 def _accumulator_dtype(device: torch.device) -> torch.dtype:

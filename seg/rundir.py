@@ -246,7 +246,7 @@ def resume_checkpoint_path(target: str | Path) -> tuple[RunDir, Path]:
     """`resume=` takes a run directory or its checkpoints/last.pt; best.pt and foreign files are refused."""
     target = Path(target).expanduser()
     if target.is_file():
-        if target.name != "last.pt":
+        if target.name != RunDir(target.parent.parent).last.name:
             raise CheckpointError(
                 f"resume={target}: only last.pt resumes (it holds the optimizer, schedule and RNG state of the last "
                 f"finished epoch); use resume={target.parent.parent}, or seg.evaluate ckpt={target} to score it"
