@@ -57,17 +57,18 @@ class ArraySource:
         self.images_file, self.trimaps_file = images_file, trimaps_file
         self._arrays: tuple[np.ndarray, np.ndarray] | None = None
 
-    def _open(self) -> tuple[np.ndarray, np.ndarray]:
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The memory-mapped (images, labels) arrays, opened on first use in this process."""
         if self._arrays is None:
             self._arrays = (np.load(self.images_file, mmap_mode="r"),
                             np.load(self.trimaps_file, mmap_mode="r"))
         return self._arrays
 
     def __len__(self) -> int:
-        return len(self._open()[0])
+        return len(self.arrays()[0])
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        images, trimaps = self._open()
+        images, trimaps = self.arrays()
         return np.array(images[index]), np.array(trimaps[index])  # copies: writable, detached from the map
 
     def __getstate__(self) -> dict:

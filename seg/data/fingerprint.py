@@ -33,12 +33,13 @@ __all__ = ["check_and_log", "compute", "describe", "fingerprint_path"]
 log = logging.getLogger(__name__)
 
 
-def _cached_fractions(dataset: PetSegmentation) -> np.ndarray | None:
-    """(N,) foreground fraction of each cached (resized) mask; None without a cache."""
+def _cached_fractions(dataset: PetSegmentation, chunk: int = 256) -> np.ndarray | None:
+    """(N,) foreground fraction of each cached (resized) mask, read `chunk` rows at a time; None without a cache."""
     if not isinstance(dataset.source, ArraySource):
         return None
-    _, labels = dataset.source._open()
-    return np.array([(labels[i] == FOREGROUND).mean() for i in range(len(labels))], dtype=np.float64)
+    _, labels = dataset.source.arrays()
+    return np.concatenate([(labels[i:i + chunk] == FOREGROUND).mean(axis=(1, 2)) for i in range(0, len(labels), chunk)]
+                          or [np.zeros(0)]).astype(np.float64)  # fmt: skip
 
 
 def check_and_log(datasets: dict[str, PetSegmentation], root: Path, n_bad: int) -> None:

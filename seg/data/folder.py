@@ -121,12 +121,12 @@ class FolderLayout:
         return {s: p[0] for s, p in found.items() if len(p) == 1}, bad
 
     def _split(self, usable: list[str], bad: list[BadSample]) -> Listing:
-        present = set(usable)
+        present, named_bad = set(usable), {b.name for b in bad}
         lists = {}
         for split, file in self.lists.items():
             names = read_split_list(self._list_path(split, file))
             bad += [BadSample(n, split, f"listed in {file} but has no image and mask") for n in names
-                    if n not in present and not any(b.name == n for b in bad)]
+                    if n not in present and n not in named_bad]
             lists[split] = [n for n in names if n in present]
         _check_disjoint(self.root, lists)
         if "test" in lists:

@@ -1,0 +1,123 @@
+"""`data=folder` through the real command line: a k-fold multirun ends with the cross-validation summary and
+evaluate takes its checkpoint with the fold it trained on; a tiny study varies the fold with the seed;
+`seg.data.inspect` prints the fingerprint and stops in one line on a dataset that cannot train. (seg.predict reads
+any folder of images whatever the training layout: tests/test_train_cli.py covers it.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from clitools import run_cli
+from configs import compose_config
+from PIL import Image
+
+from seg.data.inspect import main as inspect_main
+from seg.data.synthetic import write_folder_dataset
+from seg.rundir import RunDir, Status
+from seg.study.plan import Ablation, comparison_names, expand
+
+SMOKE = ["debug=smoke", "logger=none", "data=folder", "data.image_size=32", "data.limit=null"]
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def folder_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_folder_dataset(tmp_path_factory.mktemp("folder") / "pets", n=16, seed=0)
+
+
+@pytest.mark.slow
+def test_fold_multirun_prints_the_cv_summary_and_its_checkpoint_evaluates(
+    folder_root: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    args = [*SMOKE, f"data.root={folder_root}", "data.splits.test=test.txt", f"paths.root_dir={tmp_path}",
+            f"paths.output_dir={out}"]  # fmt: skip
+    result = run_cli("seg.train", "-m", *args, "data.folds=3", "data.fold=0,1,2", env=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    assert "# Cross-validation over data.fold" in result.stdout
+    [sweep] = (out / "multirun" / "default").iterdir()
+    text = (sweep / "cv_summary.md").read_text()
+    assert text.count("| completed |") == 3 and "- test Dice: 0." in text and "(n=3)" in text
+    vals = [RunDir(sweep / str(i)).read_summary() for i in range(3)]
+    assert all(s.status == Status.COMPLETED for s in vals)
+    mean = np.mean([s.best_val_dice for s in vals])
+    assert f"- val Dice (best epoch): {mean:.4f} ± " in text
+
+    ckpt = sweep / "1" / "checkpoints" / "best.pt"
+    evaluated = run_cli("seg.evaluate", f"ckpt={ckpt}", "split=val", f"paths.output_dir={out}", env=ONE_THREAD)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    [results] = (sweep / "1" / "eval").glob("val_*/results.json")
+    assert json.loads(results.read_text())["images"] == 4, "fold 1 of 3 over 12 train+val images"
+
+
+def test_study_folds_give_seed_s_fold_s_mod_k(folder_root: Path) -> None:
+    args = ["data=folder", f"data.root={folder_root}"]
+    ablation = Ablation("tiny", "scheduler", ["cosine", "none"], "cosine")
+    seeds = dict.fromkeys(comparison_names([ablation]), [0, 1, 2])
+    composed = {}
+
+    def compose(overrides: list[str]):
+        composed[tuple(overrides)] = compose_config(*overrides)
+        return composed[tuple(overrides)]
+
+    jobs = expand([ablation], seeds, compose, args, folds=2)
+    for job in jobs:
+        cfg = composed[job.overrides]
+        assert (cfg.data.folds, cfg.data.fold, cfg.seed) == (2, job.seed % 2, job.seed)
+    keyed = {(j.arm, j.seed): j.key for j in jobs}
+    plain = expand([ablation], seeds, compose, args)
+    assert all(keyed[j.arm, j.seed] != j.key for j in plain), "the fold is part of the run key"
+
+
+@pytest.mark.slow
+def test_tiny_study_over_folds_through_the_cli(folder_root: Path, tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    (conf / "experiment").mkdir(parents=True)
+    (conf / "study").mkdir()
+    (conf / "experiment" / "tiny_sched.yaml").write_text(
+        "# @package _global_\nname: tiny_sched\nablation:\n  factor: scheduler\n  values: [cosine, none]\n"
+        "  baseline: cosine\n")  # fmt: skip
+    (conf / "study" / "tiny.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /hydra/sweeper: seg_study\nstudy:\n  name: tiny\n"
+        "  experiments: [tiny_sched]\n  seeds: [0, 1]\n  folds: 2\n")  # fmt: skip
+    study = tmp_path / "study"
+    result = run_cli("seg.train", "-m", "study=tiny", f"hydra.searchpath=[file://{conf}]", *SMOKE,
+                     f"data.root={folder_root}", f"hydra.sweep.dir={study}", f"paths.root_dir={tmp_path}",
+                     f"paths.output_dir={tmp_path}", env=ONE_THREAD)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    folds = sorted((RunDir(p).read_summary().status.value, p.joinpath("config.yaml").read_text().count("fold: 1"))
+                   for p in (study / "runs").iterdir())  # fmt: skip
+    assert folds == [("completed", 0), ("completed", 0), ("completed", 1), ("completed", 1)]
+    assert (study / "report.md").exists()
+
+
+def test_inspect_prints_the_fingerprint_and_stops_without_foreground(
+    folder_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    inspect_main(["data=folder", f"data.root={folder_root}", f"paths.root_dir={tmp_path}"])
+    out = capsys.readouterr().out
+    assert "images: train 11, val 2, test 3" in out and "bad files: 0" in out
+    [written] = (tmp_path / "data" / "cache").glob("fingerprint-pets-*.json")
+    fp = json.loads(written.read_text())
+    assert fp["images"] == {"train": 11, "val": 2, "test": 3} and set(fp["mask_value_pixels"]) == {"0", "255"}
+    assert 0 < fp["foreground_fraction"]["min"] <= fp["foreground_fraction"]["max"] < 1
+
+    empty = tmp_path / "empty"
+    (empty / "images").mkdir(parents=True)
+    (empty / "masks").mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((8, 8, 3), 9 * i, dtype=np.uint8)).save(empty / "images" / f"e{i}.png")
+        Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(empty / "masks" / f"e{i}.png")
+    args = ["data=folder", f"data.root={empty}", f"paths.root_dir={tmp_path}", "data.val_split=0.5"]
+    with pytest.raises(SystemExit) as stop:
+        inspect_main(args)
+    assert stop.value.code == 1 and capsys.readouterr().err == (
+        f"error: no mask of {empty} holds any foreground; check data.mask_values "
+        "(folder: 0: background, 1: foreground, 255: foreground)\n")
+    stopped = run_cli("seg.train", *args, "logger=none", "data.image_size=32")
+    assert stopped.returncode == 2 and "Traceback" not in stopped.stderr, stopped.stderr[-2000:]
+    assert stopped.stderr.strip().splitlines()[-1].startswith(f"error: no training mask of {empty} (1 images) "
+                                                              "holds any foreground"), stopped.stderr[-2000:]
