@@ -18,6 +18,7 @@ from seg.data.layout import Listing
 from seg.data.oxford import export_folder, subsample
 from seg.data.oxford import split_names as oxford_split_names
 from seg.data.splits import fold_indices, split_names
+from seg.data.synthetic import main as synthetic_main
 from seg.data.synthetic import write_folder_dataset
 from seg.errors import ConfigError
 
@@ -193,3 +194,13 @@ def test_data_keys_that_do_not_fit_are_refused_with_the_config() -> None:
     ]:
         with pytest.raises(ConfigError, match=match):
             compose_config(*overrides)
+
+
+def test_synthetic_cli_writes_a_folder_dataset_and_stratified_folds_build(tmp_path: Path) -> None:
+    synthetic_main(["--out", str(tmp_path / "pets"), "--n", "10", "--layout", "folder"])
+    assert len(list((tmp_path / "pets" / "masks").glob("*.png"))) == 10
+    folds = [_build(tmp_path / "pets", folder={"lists": {"test": "test.txt"}}, folds=2, fold=i, stratify=True)
+             for i in (0, 1)]  # fmt: skip
+    assert [len(f["val"]) for f in folds] == [4, 4] and folds[0]["test"].names == folds[1]["test"].names
+    pool = folds[0]["train"].names + folds[0]["val"].names
+    assert sorted(folds[0]["val"].names + folds[1]["val"].names) == sorted(pool)
