@@ -16,7 +16,7 @@ from seg.data.dataset import FileSource, PetSegmentation
 from seg.data.fingerprint import check_and_log
 from seg.data.folder import FolderLayout
 from seg.data.images import BadImageError
-from seg.data.layout import FOREGROUND, Layout
+from seg.data.layout import FOREGROUND, LAYOUTS, Layout
 from seg.data.oxford import OxfordLayout, download_oxford, missing_layout, subsample
 from seg.data.splits import check_folds, split_names
 from seg.data.transforms import build_augmentation
@@ -24,10 +24,8 @@ from seg.data.trimap import check_uncertain
 from seg.data.validate import BadSample, check_on_bad_sample, header_check, report_bad_samples, stat_check
 from seg.errors import ConfigError, folder_or_error
 
-__all__ = ["LAYOUTS", "build_datasets", "check_data_keys", "layout_kwargs", "make_layout", "foreground_fractions",
+__all__ = ["build_datasets", "check_data_keys", "layout_kwargs", "make_layout", "foreground_fractions",
            "dataset_splits"]
-
-LAYOUTS = ("oxford", "folder")
 
 
 def make_layout(layout: str, root: Path, folder: dict[str, Any] | None = None) -> Layout:

@@ -21,9 +21,11 @@ import numpy as np
 
 from seg.data.validate import BadSample
 
-__all__ = ["FOREGROUND", "BACKGROUND", "UNCERTAIN", "Layout", "Listing"]
+__all__ = ["FOREGROUND", "BACKGROUND", "UNCERTAIN", "LAYOUTS", "Layout", "Listing"]
 
 FOREGROUND, BACKGROUND, UNCERTAIN = 1, 2, 3
+LAYOUTS = ("oxford", "folder")
+"""The layouts (`data.layout`; the schema's allowed values repeat them)."""
 
 
 @dataclass

@@ -24,17 +24,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from seg.data.layout import LAYOUTS
 from seg.data.staging import build_atomically, remove_stale_builds
 from seg.errors import ConfigError, exit_on_user_error, folder_or_error
 
-__all__ = ["GENERATOR_VERSION", "LAYOUTS", "make_sample", "write_dataset", "write_folder_dataset", "ensure_synthetic",
+__all__ = ["GENERATOR_VERSION", "make_sample", "write_dataset", "write_folder_dataset", "ensure_synthetic",
            "main"]
 
 GENERATOR_VERSION = 1
 META_FILE = "synthetic.json"
 TEST_EVERY = 5  # every 5th sample goes to test.txt, the rest to trainval.txt
 _ANGLES = 720  # resolution of the blob radius table
-LAYOUTS = ("oxford", "folder")
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
