@@ -20,7 +20,7 @@ install: $(STAMP) ## create .venv and install seg with its dev tools
 $(STAMP): pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]" $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+	$(PY) -m pip install --quiet -e ".[dev,smp]" $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	touch $(STAMP)
 
 demo: install ## train a small UNet on synthetic pets (CPU, ~35 s of training)

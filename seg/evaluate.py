@@ -1,4 +1,7 @@
-"""Evaluate a checkpoint on a split: `python -m seg.evaluate ckpt=<best.pt> [data.root=... split=test]`.
+"""Evaluate a checkpoint on a split: `python -m seg.evaluate ckpt=<best.pt> [data.root=... split=test tta=flips]`.
+
+`ckpt=[a.pt,b.pt,...]` (or `ensemble=<study dir> arm=<arm>`: the arm's completed seeds) scores the ensemble that
+averages the models' probabilities; `tta=hflip|flips` averages over flipped views (see seg.inference).
 
 Uses the checkpoint's own settings (image size, trimap border rule, threshold, loss) unless a key is set on
 purpose, builds only the split it scores, and scores it with the same function as train's test after fit.
@@ -12,23 +15,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import hydra
 import numpy as np
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from seg.build import data_kwargs
-from seg.config import CONF_DIR, register, require, typed_config
+from seg.config import CONF_DIR, register, typed_config
 from seg.data import build_datasets, denormalize
 from seg.engine.distributed import init_distributed, shutdown_distributed
 from seg.engine.evaluation import Evaluation, evaluate_dataset
 from seg.engine.runtime import Precision, resolve_device
-from seg.engine.wandb_runs import track_evaluation
+from seg.engine.tracking import track_evaluation
+from seg.ensemble import checkpoint_paths, load_members
 from seg.errors import SegError, exit_on_user_error
-from seg.inference import load_trained_model, predict_probs
+from seg.eval_settings import describe_sources, inherited_limits, setting_sources
+from seg.inference import predict_probs
 from seg.rundir import remove_if_unused
 from seg.schema import LOSSES, EvaluateConfig, TrainConfig
 from seg.viz import ExampleRow, example_grid
@@ -45,15 +52,23 @@ def effective_config(cfg: EvaluateConfig, trained: TrainConfig) -> TrainConfig:
     if cfg.data.root is not None:  # a dataset given by path is read as it is, never generated
         data.synthetic = None
     return dataclasses.replace(
-        trained, data=data, paths=cfg.paths, threshold=cfg.threshold if cfg.threshold is not None else trained.threshold
+        trained, data=data, paths=cfg.paths, threshold=trained.threshold if cfg.threshold is None else cfg.threshold,
+        logger=dataclasses.replace(trained.logger, name=(cfg.logger or trained.logger).name),
     )
 
 
-def evaluate_checkpoint(cfg: EvaluateConfig, out_dir: Path) -> dict[str, Any]:
-    """Metrics of checkpoint `cfg.ckpt` on split `cfg.split`; writes results, per-image CSV and examples."""
+def evaluate_checkpoint(cfg: EvaluateConfig, out_dir: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Metrics of checkpoint `cfg.ckpt` (or of the ensemble of checkpoints) with TTA `cfg.tta` on split `cfg.split`;
+    writes results, per-image CSV and examples. `overrides`: the command line's, for the settings line."""
     ctx, device = init_distributed(cfg.strategy, resolve_device(cfg.device))
-    model, trained = load_trained_model(cfg.ckpt, device)
+    members = load_members(checkpoint_paths(cfg.ckpt, cfg.ensemble, cfg.arm), cfg.tta, device,
+                           image_size=cfg.data.image_size, threshold=cfg.threshold)  # fmt: skip
+    model, trained = members.model, members.trained
     run_cfg = effective_config(cfg, trained)
+    sources, limits = setting_sources(cfg, run_cfg, overrides), inherited_limits(cfg, trained)
+    log.info("Settings: %s", describe_sources(sources))
+    for warning in limits:
+        log.warning(warning)
     dataset = build_datasets(**data_kwargs(run_cfg, splits=(cfg.split,)))[cfg.split]
     if len(dataset) == 0:
         raise SegError(f"split {cfg.split!r} of {run_cfg.data.root} is empty")
@@ -65,7 +80,9 @@ def evaluate_checkpoint(cfg: EvaluateConfig, out_dir: Path) -> dict[str, Any]:
     if not ctx.is_main:
         return {}
     results = {
-        "checkpoint": str(Path(cfg.ckpt).resolve()),
+        "checkpoints": [str(p.resolve()) for p in members.paths],
+        "tta": cfg.tta,
+        "ensemble": None if cfg.ensemble is None else {"study": str(Path(cfg.ensemble).resolve()), "arm": cfg.arm},
         "model": run_cfg.model.name,
         "split": cfg.split,
         "data_root": str(Path(run_cfg.data.root).resolve()),
@@ -81,10 +98,11 @@ def evaluate_checkpoint(cfg: EvaluateConfig, out_dir: Path) -> dict[str, Any]:
         "per_image": {name: float(d) for name, d in zip(result.names, result.dice)},
     }
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / "results.md").write_text(results_table(results))
+    (out_dir / "results.md").write_text(results_table(results) + f"\nSettings: {describe_sources(sources)}\n"
+                                        + "".join(f"\n**Warning:** {w}\n" for w in limits))
     result.write_per_image(out_dir / "per_image.csv")
-    _examples(model, dataset, result, cfg, run_cfg, device, out_dir / "examples.png")
-    track_evaluation(trained, out_dir, cfg.split, {k: v for k, v in results.items() if k != "per_image"}, result,
+    _examples(model, members.describe(), dataset, result, cfg, run_cfg, device, out_dir / "examples.png")
+    track_evaluation(run_cfg, out_dir, cfg.split, {k: v for k, v in results.items() if k != "per_image"}, result,
                      {"inference_ms_per_image": results["inference_ms_per_image"]}, out_dir / "examples.png")
     return results
 
@@ -101,7 +119,8 @@ def results_table(results: dict[str, Any]) -> str:
     return "\n".join([
         f"# {results['model']} on the {results['split']} split",
         "",
-        f"Checkpoint: `{results['checkpoint']}`  ",
+        *(f"Checkpoint: `{c}`  " for c in results["checkpoints"]),
+        f"Test-time augmentation: {results['tta']}  ",
         f"Data: `{results['data_root']}` ({results['images']} images at {results['image_size']} px, trimap border "
         f"as {results['uncertain']}), threshold {results['threshold']}",
         "",
@@ -113,7 +132,7 @@ def results_table(results: dict[str, Any]) -> str:
 
 
 def _examples(
-    model, dataset, result: Evaluation, cfg: EvaluateConfig, run_cfg: TrainConfig, device, path: Path
+    model, what: str, dataset, result: Evaluation, cfg: EvaluateConfig, run_cfg: TrainConfig, device, path: Path
 ) -> None:
     """examples.png: the worst images, then a seeded random few; the title says which run, split and Dice."""
     threshold = run_cfg.threshold
@@ -122,20 +141,22 @@ def _examples(
     rest = sorted(set(range(len(dataset))) - set(worst))
     rng = np.random.default_rng(cfg.seed)
     picked = worst + [int(i) for i in rng.choice(rest, size=min(cfg.num_random, len(rest)), replace=False)]
+    if not picked:
+        return
+    items = [dataset[i] for i in picked]
+    probs = predict_probs(model, torch.stack([image for image, _ in items]).to(device))[:, 0].cpu().numpy()
     rows = []
-    for i in picked:
-        image, mask = dataset[i]
-        prob = predict_probs(model, image[None].to(device))[0, 0].cpu().numpy()
+    for i, (image, mask), prob in zip(picked, items, probs):  # one batch: as scored (batch norm layers see N > 1)
         m = mask[0].numpy()
         rows.append(ExampleRow(
             name=dataset.names[i], image=(denormalize(image).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8),
             target=m == 1, valid=m != 255, prob=prob, threshold=threshold, dice=float(result.dice[i]),
             tag="worst" if i in worst else "random",
         ))  # fmt: skip
-    if rows:
-        title = (f"{run_cfg.name}, {Path(cfg.ckpt).name}: {cfg.split} split, mean Dice {result.dice.mean():.3f} over "
-                 f"{len(dataset)} images; the {len(worst)} worst, then {len(picked) - len(worst)} at random")
-        example_grid(rows, path, title=title)
+    tta = "" if cfg.tta == "none" else f", TTA {cfg.tta}"
+    title = (f"{run_cfg.name}, {what}{tta}: {cfg.split} split, mean Dice {result.dice.mean():.3f} over "
+             f"{len(dataset)} images; the {len(worst)} worst, then {len(picked) - len(worst)} at random")
+    example_grid(rows, path, title=title)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
@@ -145,8 +166,7 @@ def main(cfg: DictConfig) -> None:
         with exit_on_user_error():
             try:
                 typed: EvaluateConfig = typed_config(cfg)
-                require(typed.ckpt, "ckpt", "ckpt=outputs/runs/<name>/<time>/checkpoints/best.pt")
-                results = evaluate_checkpoint(typed, out_dir)
+                results = evaluate_checkpoint(typed, out_dir, HydraConfig.get().overrides.task)
             except SegError:
                 remove_if_unused(out_dir)  # a refused checkpoint, split or dataset leaves no folder behind
                 raise

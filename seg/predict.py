@@ -3,8 +3,10 @@
 For every readable image (any mode or size) writes `<name>_mask.png` (0/255, at the image's own resolution) and
 `<name>_overlay.png` (the predicted region tinted and outlined) into `output`, mirroring the inputs' sub-folders
 so that two images of the same name never share an output, and `manifest.csv` mapping every input to its outputs
-or to the reason it was skipped. Uses the checkpoint's image size and threshold unless set. Never writes outside
-`output`, never overwrites a file (an input, an earlier prediction), and refuses an `output` that overlaps the inputs.
+or to the reason it was skipped. Uses the checkpoint's image size and threshold unless set. `ckpt=[a.pt,b.pt]` or
+`ensemble=<study dir> arm=<arm>` predicts with the ensemble (mean probability), `tta=hflip|flips` with flipped views.
+Never writes outside `output`, never overwrites a file (an input, an earlier prediction), and refuses an `output`
+that overlaps the inputs.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from seg.claims import held
 from seg.config import CONF_DIR, register, require, typed_config
 from seg.data import BadImageError, eval_transform, read_rgb
 from seg.engine.runtime import resolve_device
+from seg.ensemble import checkpoint_paths, load_members
 from seg.errors import SegError, exit_on_user_error
 from seg.files import open_new
-from seg.inference import load_trained_model, predict_probs
+from seg.inference import predict_probs
 from seg.schema import PredictConfig
 from seg.viz import error_overlay
 
@@ -79,7 +82,9 @@ def output_paths(output_dir: Path, base: Path, source: Path) -> tuple[Path, Path
 def predict_folder(cfg: PredictConfig) -> tuple[int, list[tuple[Path, str]]]:
     """Write masks and overlays for every readable input; returns (images predicted, skipped with reasons)."""
     device = resolve_device(cfg.device)
-    model, trained = load_trained_model(cfg.ckpt, device)
+    members = load_members(checkpoint_paths(cfg.ckpt, cfg.ensemble, cfg.arm), cfg.tta, device,
+                           image_size=cfg.image_size, threshold=cfg.threshold)  # fmt: skip
+    model, trained = members.model, members.trained
     transform = eval_transform(cfg.image_size or trained.data.image_size)
     threshold = cfg.threshold if cfg.threshold is not None else trained.threshold
     output_dir = Path(cfg.output).expanduser()
@@ -135,7 +140,6 @@ def main(cfg: DictConfig) -> None:
     torch.set_grad_enabled(False)
     with exit_on_user_error():
         typed: PredictConfig = typed_config(cfg)
-        require(typed.ckpt, "ckpt", "ckpt=outputs/runs/<name>/<time>/checkpoints/best.pt")
         require(typed.input, "input", "input=photos/ or 'input=photos/**/*.jpg'")
         require(typed.output, "output", "output=predictions/")
         done, skipped = predict_folder(typed)

@@ -23,7 +23,7 @@ from seg.engine.parts import Training
 from seg.engine.runtime import Interrupted, restore_rng_state
 from seg.engine.tracking import WandbTracker
 from seg.errors import find_user_error
-from seg.inference import load_weights
+from seg.inference import Averaged, load_weights
 from seg.resume import Resume
 from seg.rundir import RunDir, Status, Summary, atomic_write, load_checkpoint
 from seg.schema import TrainConfig
@@ -49,24 +49,10 @@ def train(
     t = build_training(cfg)
     state = _restore(t, resume) if resume else TrainState()
     main = t.ctx.is_main
-    ema = _weight_average(t, resume) if main and cfg.trainer.ema_decay else None
     config_yaml = to_yaml(cfg)
     summary = Summary(Status.RUNNING, str(run.path))
-    tracker = WandbTracker.off()
-    if main:
-        atomic_write(run.config, config_yaml.encode())
-        run.write_summary(_with_state(summary, state))
-        tracker = WandbTracker.for_logger(cfg.logger, run.path, yaml.safe_load(config_yaml), run_id=state.wandb_id)
-        state.wandb_id = tracker.run_id
-    hooks: list[Hook] = []
-    if main:
-        images_every = getattr(cfg.logger, "log_images_every", 0)
-        hooks += [HistoryHook(run, state, cfg.name, describe(cfg)), CheckpointHook(run, t, config_yaml, ema),
-                  TrackerHook(tracker, t, images_every, getattr(cfg.logger, "num_images", 0))]  # fmt: skip
-    if cfg.trainer.early_stop_patience:
-        hooks.append(EarlyStopHook(cfg.trainer.early_stop_patience))
-    if main:
-        hooks += extra_hooks  # a search's pruner: rank 0 reports to the study, and its decision is broadcast
+    tracker = _open_run(run, cfg, config_yaml, summary, state) if main else WandbTracker.off()
+    hooks = _hooks(t, run, state, tracker, config_yaml, resume, extra_hooks)
     try:
         stop = fit(t, state, hooks)
         if state.best_dice <= 0:
@@ -76,14 +62,7 @@ def train(
             log.warning(summary.warnings[-1])
         pruned = stop is not None and stop.status == Status.PRUNED  # a pruned trial is not worth a test pass
         if cfg.trainer.test_after_fit and main and state.best_epoch > 0 and not pruned:  # finished once tested
-            for name in (c for c in CHECKPOINTS if run.checkpoint(c).is_file()):
-                result = test_checkpoint(t, run, name)
-                if name == "best":
-                    summary.test = result.metrics()
-                else:
-                    summary.test_of[name] = result.metrics()
-                result.write_per_image(run.test_per_image_of(name))
-                tracker.log_evaluation("test" if name == "best" else f"test_{name}", result)
+            _test_checkpoints(t, run, summary, tracker)
         summary.status = stop.status if stop else Status.COMPLETED
     except Interrupted as e:
         summary.status, summary.error = Status.INTERRUPTED, f"{e.signal_name} after epoch {state.epoch}"
@@ -102,6 +81,45 @@ def train(
     return summary
 
 
+def _open_run(run: RunDir, cfg: TrainConfig, config_yaml: str, summary: Summary, state: TrainState) -> WandbTracker:
+    """Rank 0: config.yaml and a `running` summary.json in the run directory, and its W&B run (resumed by id)."""
+    atomic_write(run.config, config_yaml.encode())
+    run.write_summary(_with_state(summary, state))
+    tracker = WandbTracker.for_logger(cfg.logger, run.path, yaml.safe_load(config_yaml), run_id=state.wandb_id)
+    state.wandb_id = tracker.run_id
+    return tracker
+
+
+def _hooks(t: Training, run: RunDir, state: TrainState, tracker: WandbTracker, config_yaml: str,
+           resume: Resume | None, extra_hooks: Sequence[Hook]) -> list[Hook]:  # fmt: skip
+    """What runs after each epoch: on rank 0 the history, checkpoints (and the EMA's), W&B and a search's pruner
+    (its decision is broadcast); on every rank early stopping."""
+    cfg, hooks = t.cfg, []
+    if t.ctx.is_main:
+        ema = _weight_average(t, resume) if cfg.trainer.ema_decay else None
+        images_every = getattr(cfg.logger, "log_images_every", 0)
+        hooks += [HistoryHook(run, state, cfg.name, describe(cfg)), CheckpointHook(run, t, config_yaml, ema),
+                  TrackerHook(tracker, t, images_every, getattr(cfg.logger, "num_images", 0))]  # fmt: skip
+    if cfg.trainer.early_stop_patience:
+        hooks.append(EarlyStopHook(cfg.trainer.early_stop_patience))
+    if t.ctx.is_main:
+        hooks += extra_hooks
+    return hooks
+
+
+def _test_checkpoints(t: Training, run: RunDir, summary: Summary, tracker: WandbTracker) -> None:
+    """Each checkpoint of CHECKPOINTS the run has, on the test split: its metrics in the summary, its per-image CSV,
+    its W&B tables."""
+    for name in (c for c in CHECKPOINTS if run.checkpoint(c).is_file()):
+        result = test_checkpoint(t, run, name)
+        if name == "best":
+            summary.test = result.metrics()
+        else:
+            summary.test_of[name] = result.metrics()
+        result.write_per_image(run.test_per_image_of(name))
+        tracker.log_evaluation("test" if name == "best" else f"test_{name}", result)
+
+
 def test_checkpoint(t: Training, run: RunDir, name: str) -> Evaluation:
     """checkpoints/<name>.pt (one of CHECKPOINTS) on the whole test split, through the same evaluation as
     seg.evaluate. The model keeps those weights."""
@@ -116,10 +134,12 @@ def test_checkpoint(t: Training, run: RunDir, name: str) -> Evaluation:
 
 
 def test_pass(t: Training) -> Evaluation:
-    """The model as it is, on the whole test split, with the run's loss, threshold, batch size and precision."""
+    """The model as it is, on the whole test split, with the run's loss, threshold, batch size, precision and
+    test-time augmentation (`trainer.test_tta`)."""
     cfg = t.cfg
+    model = t.model if cfg.trainer.test_tta == "none" else Averaged([t.model], cfg.trainer.test_tta)
     return evaluate_dataset(
-        t.model, t.datasets["test"], loss_fn=t.loss_fn, threshold=cfg.threshold, batch_size=cfg.data.batch_size,
+        model, t.datasets["test"], loss_fn=t.loss_fn, threshold=cfg.threshold, batch_size=cfg.data.batch_size,
         num_workers=cfg.data.num_workers, device=t.device, precision=t.precision,
         channels_last=cfg.trainer.channels_last,
     )  # fmt: skip

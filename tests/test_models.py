@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.error import URLError
 
 import pytest
 import torch
@@ -11,7 +12,8 @@ from configs import compose_config
 from torch import nn
 
 from seg.models import MODELS, ResNet34UNet, UNet, build_model
-from seg.models.resnet_unet import imagenet_checkpoint_path
+from seg.models.resnet_unet import imagenet_url
+from seg.models.weights import cached_path
 from seg.registry import option_args
 
 torch.set_num_threads(1)
@@ -119,20 +121,19 @@ def test_invalid_arguments_raise_value_error():
 
 @pytest.fixture
 def hub_dir(tmp_path, monkeypatch) -> Path:
-    """An empty torch hub cache under tmp_path; any download attempt fails the test."""
+    """An empty torch hub cache under tmp_path, offline: any download attempt fails as without network."""
     monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
 
-    def no_download(*args, **kwargs):
-        raise AssertionError("tried to download")
+    def offline(*args, **kwargs):
+        raise URLError("no network")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     return tmp_path / "hub"
 
 
 def test_imagenet_weights_missing_is_a_clear_error(hub_dir):
     path = hub_dir / "checkpoints" / "resnet34-b627a593.pth"
-    assert imagenet_checkpoint_path() == path
+    assert cached_path(imagenet_url()) == path
     with pytest.raises(RuntimeError) as error:
         ResNet34UNet(encoder_weights="imagenet")
     message = str(error.value)
@@ -144,7 +145,7 @@ def test_imagenet_weights_missing_is_a_clear_error(hub_dir):
 
 def test_imagenet_weights_load_from_the_hub_cache(hub_dir):
     weights = torchvision.models.resnet34(weights=None).state_dict()
-    path = imagenet_checkpoint_path()
+    path = cached_path(imagenet_url())
     path.parent.mkdir(parents=True)
     torch.save(weights, path)
     encoder = ResNet34UNet(encoder_weights="imagenet").encoder.state_dict()

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from urllib.parse import urlparse
-
 import torch
 from torch import Tensor, nn
 
-from seg.errors import ConfigError, MissingWeightsError
+from seg.errors import ConfigError
 from seg.models.blocks import UpBlock, UpsampleMode
+from seg.models.weights import fetch_weights
 
 ENCODER_WEIGHTS: tuple[str, ...] = ("imagenet",)
 LAYERS: tuple[int, ...] = (3, 4, 6, 3)
@@ -28,24 +25,9 @@ def imagenet_url() -> str:
     return ResNet34_Weights.IMAGENET1K_V1.url
 
 
-def imagenet_checkpoint_path() -> Path:
-    """Where torchvision caches ``ResNet34_Weights.IMAGENET1K_V1``: <torch hub dir>/checkpoints/<file>."""
-    url = imagenet_url()
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
-
-
 def load_imagenet_state_dict() -> dict[str, Tensor]:
-    """The ImageNet ResNet-34 state dict from the local torch hub cache, never from the network.
-
-    Raises RuntimeError when the file is not in the cache.
-    """
-    path = imagenet_checkpoint_path()
-    if not path.is_file():
-        raise MissingWeightsError(
-            f"ImageNet ResNet-34 weights are not in {path}, and they cannot be downloaded offline. "
-            f"Either put the file there (download it on a machine with internet from "
-            f"{imagenet_url()}) or use model.encoder_weights=null."
-        )
+    """The ImageNet ResNet-34 state dict, from the torch hub cache (downloaded there first when missing)."""
+    path = fetch_weights(imagenet_url(), "ImageNet ResNet-34")
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -105,8 +87,9 @@ class ResNet34UNet(nn.Module):
     (transpose; 23,825,665 with bilinear). Any H, W >= ``min_input_size`` works (odd sizes are aligned
     by padding/cropping by one pixel in the decoder), the output has the input size.
 
-    ``encoder_weights="imagenet"`` loads torchvision's ``ResNet34_Weights.IMAGENET1K_V1`` from the local
-    torch hub cache (see :func:`load_imagenet_state_dict`); it needs ``base_channels=64, in_channels=3``.
+    ``encoder_weights="imagenet"`` loads torchvision's ``ResNet34_Weights.IMAGENET1K_V1`` from the torch hub
+    cache, downloading it there when missing (see :func:`load_imagenet_state_dict`); it needs
+    ``base_channels=64, in_channels=3``.
     """
 
     min_input_size: int = 32
@@ -148,6 +131,21 @@ class ResNet34UNet(nn.Module):
         )
         self.final_up = UpBlock(c // 2, 0, c // 4, upsample)
         self.head = nn.Conv2d(c // 4, 1, kernel_size=1)
+
+    @classmethod
+    def check_args(cls, *, base_channels: int, encoder_weights: str | None, image_size: int, **_: object) -> None:
+        """ImageNet weights need torchvision's width (ConfigError otherwise)."""
+        if encoder_weights == "imagenet" and base_channels != 64:
+            raise ConfigError(
+                f"invalid config: model.base_channels={base_channels} with model.encoder_weights=imagenet; "
+                "allowed: 64 (torchvision's ResNet-34 width), or model.encoder_weights=null"
+            )
+
+    @classmethod
+    def prepare_weights(cls, *, encoder_weights: str | None = None, **_: object) -> None:
+        """Fetch the ImageNet file now (before any data work) when the model will load it."""
+        if encoder_weights == "imagenet":
+            fetch_weights(imagenet_url(), "ImageNet ResNet-34")
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C_in, H, W) images -> (N, 1, H, W) logits."""
