@@ -16,6 +16,7 @@ where they do the job, with the pruned trials added and marked:
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -86,9 +87,12 @@ def _history(study: optuna.Study):
     if pruned:
         ax.plot([t.number for t in pruned], [_last(t) for t in pruned], "x", color=RED, ms=7, mew=2, zorder=3,
                 label="pruned trial (its last val Dice)")  # fmt: skip
+    ys = [t.value for t in _complete(study)] + [_last(t) for t in pruned]
+    pad = max(0.01, 0.08 * (max(ys) - min(ys)))
+    ax.set_ylim(min(ys) - pad, max(ys) + pad)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="trial", ylabel=METRIC, title=f"{METRIC} per trial, and the best so far")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="best")
     ax.figure.set_size_inches(7.5, 4.8)
     return ax
 
@@ -101,9 +105,12 @@ def _slice(study: optuna.Study):
     for ax, param in zip(axes, params):
         log_scaled = any(isinstance(t.distributions.get(param), LogUniformDistribution) for t in _complete(study))
         points = [(t.params[param], _last(t)) for t in pruned if param in t.params]
-        if points and not isinstance(points[0][0], str):
-            ax.plot(*zip(*points), "x", color=RED, ms=7, mew=2, label="pruned (last val Dice)")
-            ax.legend(fontsize=8, loc="lower right")
+        done = [(t.params[param], t.value) for t in _complete(study) if param in t.params]
+        if done and not isinstance(done[0][0], str):
+            if points:
+                ax.plot(*zip(*points), "x", color=RED, ms=7, mew=2, label="pruned (last val Dice)")
+                ax.legend(fontsize=8, loc="lower right")
+            _fit(ax, [*points, *done], log_scaled)  # Optuna's limits cover the completed trials only
         if log_scaled:
             _log_axis(ax)
         ax.set_xlabel(param + (" (log scale)" if log_scaled else ""))
@@ -113,11 +120,26 @@ def _slice(study: optuna.Study):
     return axes
 
 
+def _fit(ax, points: list[tuple[float, float]], log_scaled: bool) -> None:
+    """Axis limits around every (x, y) point; a log x axis spans at least a factor of 3 (room for a tick)."""
+    xs, ys = [float(x) for x, _ in points], [float(y) for _, y in points]
+    if log_scaled:
+        middle, half = math.sqrt(min(xs) * max(xs)), math.sqrt(max(max(xs) / min(xs), 3.0)) * 1.2
+        ax.set_xlim(middle / half, middle * half)
+    else:
+        pad = 0.05 * (max(xs) - min(xs)) or 0.5
+        ax.set_xlim(min(xs) - pad, max(xs) + pad)
+    pad = max(0.01, 0.08 * (max(ys) - min(ys)))
+    ax.set_ylim(min(ys) - pad, max(ys) + pad)
+
+
 def _log_axis(ax) -> None:
-    """A log x axis with ticks at 10^k (and at 2 and 5 x 10^k over at most two decades), each label once."""
+    """A log x axis with ticks at 1, 2, 3 and 5 x 10^k within a decade, at 1, 2 and 5 x 10^k up to two decades, at 10^k
+    beyond; each tick labelled once (`2e-4`)."""
     ax.set_xscale("log")
     low, high = ax.get_xlim()
-    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if high / low <= 100 else (1.0,)))
+    subs = (1.0, 2.0, 3.0, 5.0) if high / low <= 10 else (1.0, 2.0, 5.0) if high / low <= 100 else (1.0,)
+    ax.xaxis.set_major_locator(LogLocator(subs=subs))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}".replace("e-0", "e-")))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
