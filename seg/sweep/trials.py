@@ -87,7 +87,8 @@ def write_results(study: optuna.Study, sweep_dir: Path, epochs_per_trial: int, p
             best_trial=best.number,
             best_run_dir=best.user_attrs.get("run_dir"),
         )
-        log.info("Best trial %d: val Dice %.4f with %s", best.number, best.value, best.params)
+        log.info("Best trial %d: val Dice %.4f with %s", best.number, best.value,
+                 " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()))
     results["trials"] = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState if s.is_finished()}
     results["pruner"] = pruner
     results["compute"] = compute_saved(trials, epochs_per_trial)
