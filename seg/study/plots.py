@@ -22,7 +22,8 @@ KIND_COLORS = {"difference": "#D55E00", "no difference": "#009E73", "unresolved"
 ARM_COLORS = ["#0072B2", "#E69F00", "#CC79A7", "#009E73", "#56B4E9", "#D55E00"]
 
 
-def plot_comparisons(pairs: list[tuple[Paired, Verdict]], margin: float, metric: str, path: Path) -> None:
+def plot_comparisons(pairs: list[tuple[Paired, Verdict]], margin: float, metric: str, path: Path,
+                     note: str = "") -> None:  # fmt: skip
     """One row per comparison: each seed's paired difference (dot), the mean (diamond), the seed-bootstrap CI
     (thick bar) and the seeds-then-images CI (thin bar), against 0 and the ± margin band."""
     fig, ax = plt.subplots(figsize=(10, 1.0 + 0.55 * max(1, len(pairs))))
@@ -51,13 +52,14 @@ def plot_comparisons(pairs: list[tuple[Paired, Verdict]], margin: float, metric:
     ax.legend(handles=[*ax.get_legend_handles_labels()[0], *handles], fontsize=7, loc="upper left",
               bbox_to_anchor=(1.01, 1))  # fmt: skip
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title("Paired differences against the baseline (95% CIs unless a sequential design lowers alpha)")
+    ax.set_title("Paired differences against the baseline (95% CIs unless a sequential design lowers alpha)" + note,
+                 wrap=True)  # note: " (DEBUG RUN: ...)" for a smoke study
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def plot_ablation(ab: Ablation, arms: dict[str, dict[str, list[Run]]], path: Path) -> None:
+def plot_ablation(ab: Ablation, arms: dict[str, dict[str, list[Run]]], path: Path, note: str = "") -> None:
     """Row 1: val Dice per epoch, mean over seeds with a ± 1 std band, per arm; row 2: the per-image test Dice
     (mean over seeds) of each arm as a box with every image as a dot. One column per stratum."""
     strata = list(arms)
@@ -92,7 +94,7 @@ def plot_ablation(ab: Ablation, arms: dict[str, dict[str, list[Run]]], path: Pat
             boxes.set_xticks(range(1, len(labels) + 1), labels)
         boxes.set(title=f"per-image test Dice (mean over seeds) {stratum}".strip(), ylabel="test Dice", ylim=(0, 1.02))
         boxes.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"{ab.name}: {ab.factor} (baseline {ab.baseline})")
+    fig.suptitle(f"{ab.name}: {ab.factor} (baseline {ab.baseline}){note}", wrap=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from seg.errors import exit_on_user_error
 from seg.markdown import markdown_table
-from seg.study.figures import write_paper_outputs
+from seg.study.figures import debug_note, write_paper_outputs
 from seg.study.plan import Ablation
 from seg.study.planner import plan, plan_lines
 from seg.study.plots import plot_ablation, plot_comparisons
@@ -88,7 +88,8 @@ def write_report(study_dir: Path, budget_hours: float | None = None) -> Path:
     else:
         parts += ["## Findings", *_findings(pairs, paired, rule)]
         if pairs:
-            plot_comparisons(pairs, settings["margin"], settings["metric"], study_dir / "comparisons.png")
+            plot_comparisons(pairs, settings["margin"], settings["metric"], study_dir / "comparisons.png",
+                             debug_note(runs))  # fmt: skip
             parts.append("![comparisons](comparisons.png)")
     if pairs:
         parts += ["## Plan", *plan_lines(plan(pairs, record.jobs, runs), rule, budget_hours)]
@@ -200,7 +201,7 @@ def _ablation_section(ab: Ablation, record: StudyRecord, runs: dict[str, Run], p
             "" if math.isnan(v.p_superior) else f"{v.p_superior:.2f}", v.kind, v.seeds_needed or ""]  # fmt: skip
         comp_rows.append([p.name.split(": ", 1)[1], len(p.seeds), *verdict_cells])
     png = f"{ab.name}.png"
-    plot_ablation(ab, arms, study_dir / png)
+    plot_ablation(ab, arms, study_dir / png, debug_note(runs))
     strata = f", within each {' x '.join(ab.strata)}" if ab.strata else ""
     return [f"## {ab.name}: {ab.factor}",
             f"{ab.factor} in {ab.values} against `{ab.baseline}`{strata}. "
