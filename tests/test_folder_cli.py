@@ -94,6 +94,7 @@ def test_tiny_study_over_folds_through_the_cli(folder_root: Path, tmp_path: Path
     assert (study / "report.md").exists()
 
 
+@pytest.mark.slow
 def test_inspect_prints_the_fingerprint_and_stops_without_foreground(
     folder_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
