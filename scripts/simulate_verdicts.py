@@ -31,6 +31,7 @@ from scipy import stats
 
 from seg.study.pvalues import holm, holm_within, pvalues
 from seg.study.sequential import nominal_levels
+from seg.study.stats import Comparison
 
 M = 7  # comparisons of `make ablations`
 GROUPS = ["aug"] * 4 + ["sched"] * 2 + ["arch"]  # its ablations: the Holm families of family=ablation
@@ -49,15 +50,33 @@ NULLS: dict[str, Null] = {
     "normal": lambda rng, size: rng.standard_normal(size),
     "t(3)": lambda rng, size: rng.standard_t(3, size=size),
     "collapse": collapse,
+    "uniform": lambda rng, size: rng.uniform(-1, 1, size),  # the lightest tails of a unimodal symmetric null
 }
 
 
 def real_null(diffs: list[np.ndarray]) -> Null:
-    """Comparison j's own per-seed differences, resampled, each with a random sign."""
+    """Comparison j's own per-seed differences, resampled, each with a random sign (the issue's construction:
+    symmetric, but bimodal when the comparison has an effect, which no A/A difference is)."""
 
     def draw(rng: np.random.Generator, size: tuple[int, ...]) -> np.ndarray:
         cols = [rng.choice(d, size=size[:-2] + (1,) + size[-1:]) for d in diffs]
         return np.concatenate(cols, axis=-2) * rng.choice([-1.0, 1.0], size=size)
+
+    return draw
+
+
+def real_aa_null(arms: list[np.ndarray]) -> Null:
+    """A/A from real runs: comparison j's difference is X_i - X_k for two distinct seeds i != k of one real arm
+    (its per-seed metric), drawn at random: the difference of two runs of the same config."""
+
+    def draw(rng: np.random.Generator, size: tuple[int, ...]) -> np.ndarray:
+        cols = []
+        for values in arms:
+            shape = size[:-2] + (1,) + size[-1:]
+            i = rng.integers(0, len(values), size=shape)
+            k = (i + rng.integers(1, len(values), size=shape)) % len(values)  # another seed
+            cols.append(values[i] - values[k])
+        return np.concatenate(cols, axis=-2)
 
     return draw
 
@@ -68,8 +87,8 @@ def family_rate(test: str, diffs: np.ndarray, groups: list[str] | None = None) -
     return (holm(p) if groups is None else holm_within(p, groups)) <= ALPHA
 
 
-def aa(n_studies: int, real: Null | None, rng: np.random.Generator, tests: list[str]) -> None:
-    nulls = {**NULLS, **({"real": real} if real else {})}
+def aa(n_studies: int, real: dict[str, Null], rng: np.random.Generator, tests: list[str]) -> None:
+    nulls = {**NULLS, **real}
     print(f"\n## A/A: family-wise false-positive rate of {M} comparisons (Holm), and power of one at d = 1, 2, 4")
     print("| test | seeds | " + " | ".join(f"FWER {k}" for k in nulls) + " | power d=1 | d=2 | d=4 |")
     print("|---|---|" + "---|" * (len(nulls) + 3))
@@ -163,8 +182,8 @@ def sequential(n_studies: int, rng: np.random.Generator) -> None:
     print(f"\n## Sequential looks at {SCHEDULE} seeds: FWER over all looks (A/A) and expected seeds per comparison")
     print("FWER: over all looks, within the first Holm family (all 7 comparisons, or the 4 of the augmentation "
           "ablation).")
-    print("| rule | FWER normal | FWER t(3) | FWER collapse | seeds d=0 | seeds d=2 | seeds d=4 |")
-    print("|---|---|---|---|---|---|---|")
+    print("| rule | " + " | ".join(f"FWER {k}" for k in NULLS) + " | seeds d=0 | seeds d=2 | seeds d=4 |")
+    print("|---|" + "---|" * (len(NULLS) + 3))
     for label, (test, groups, spending) in RULES.items():
         fams = groups or ["study"] * M
         rates = []
@@ -178,15 +197,15 @@ def sequential(n_studies: int, rng: np.random.Generator) -> None:
         sys.stdout.flush()
 
 
-def real_differences(study_dir: Path) -> list[np.ndarray]:
-    """Each judged comparison's per-seed differences from a finished study."""
+def real_comparisons(study_dir: Path) -> list[Comparison]:
+    """Each judged comparison of a (finished) study."""
     from seg.study.report import judged_pairs
     from seg.study.results import StudyRecord, load_runs
     from seg.study.rules import rule_from_settings
 
     record = StudyRecord.load(study_dir)
     _, pairs = judged_pairs(record, load_runs(study_dir, record.jobs), rule_from_settings(record.settings))
-    return [p.comparison.arm - p.comparison.baseline for p, _ in pairs]
+    return [p.comparison for p, _ in pairs]
 
 
 def main() -> None:
@@ -200,11 +219,13 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     tests = args.tests.split(",")
     parts = args.only.split(",")
-    real = None
+    real = {}
     if args.real:
-        diffs = real_differences(args.real)
-        real = real_null([diffs[i % len(diffs)] for i in range(M)])
-        print(f"real: {len(diffs)} comparisons of {args.real}, seeds {[len(d) for d in diffs]}")
+        comps = [c for c in real_comparisons(args.real) if len(c.arm) >= 3]
+        real["real ±"] = real_null([comps[i % len(comps)].arm - comps[i % len(comps)].baseline for i in range(M)])
+        arms = [a for c in comps for a in (c.arm, c.baseline)]
+        real["real A/A"] = real_aa_null([arms[i % len(arms)] for i in range(M)])
+        print(f"real: {len(comps)} comparisons of {args.real}, seeds {[len(c.arm) for c in comps]}")
     if "aa" in parts:
         aa(args.studies, real, rng, tests)
     if "skew" in parts:

@@ -39,7 +39,8 @@ RULES = (
     "its CI are estimates, and a difference line says so when a CI of the mean holds 0. **no difference**: the "
     "interval of the mean difference lies inside ± margin (needs >= 3 seeds). **unresolved**: neither; the line "
     "says how many seeds would resolve it at the spread seen (80% power). The paired t-test assumes per-seed "
-    "differences that are not strongly skewed (checked by simulation, see the README); the exact sign-flip "
+    "differences with tails at least as heavy as a normal's and not strongly skewed (checked by simulation, see "
+    "the README: uniform-like or few-valued differences make it call too many differences); the exact sign-flip "
     "test assumes only exchangeable arms, but with n seeds cannot give p below 2/2^n. P(arm better) is the "
     "probability that the arm beats the baseline on a new seed. Training time is the sum of the runs' epoch times."
 )
