@@ -155,8 +155,17 @@ def _missing_key(cfg: DictConfig, key: str) -> tuple[str, list[str]] | None:
             return ".".join(parts[: i + 1]), [f.name for f in dataclasses.fields(object_type)]
         if OmegaConf.is_missing(node, part) or OmegaConf.is_interpolation(node, part):
             return None
+        if node[part] is None and i + 1 < len(parts):  # Hydra would fail with an AssertionError traceback
+            where = ".".join(parts[: i + 1])
+            raise UnknownOverrideKey(f"cannot set {key}: {where} is null in this config; choose a config that sets "
+                                     f"it first ({NULL_NODES.get(where, 'an experiment file')})")  # fmt: skip
         node = node[part]
     return None
+
+
+NULL_NODES = {"ablation": "an experiment with an ablation block, e.g. experiment=ablation_scheduler",
+              "study": "study=ablations, or an ablation experiment", "pruning": "hparams_search=lr_optuna"}  # fmt: skip
+"""Nodes that are null unless a config file sets them, and the configs that do."""
 
 
 def require(value: Any, key: str, example: str) -> None:

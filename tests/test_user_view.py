@@ -11,7 +11,8 @@ import pytest
 from clitools import run_cli, wandb_records
 
 STUDY = ["-m", "experiment=ablation_scheduler", "debug=smoke", "data=synthetic", "study.seeds=[0,1]",
-         "ablation.strata.model=[unet]"]  # fmt: skip
+         "ablation.strata.model=[unet]", "~profile"]  # fmt: skip
+"""4 runs; without the quick profile the basic launcher runs them in this process (no joblib workers to start)."""
 NAMES = {"unet-cosine-s0", "unet-cosine-s1", "unet-onecycle-s0", "unet-onecycle-s1"}
 
 
@@ -169,6 +170,8 @@ def test_schema_nodes_are_no_options() -> None:
     with pytest.raises(ConfigError, match="model=base_unet: base_\\* is the schema"):
         compose_raw("model=base_unet")
     assert compose_raw("model=unet").model.name == "unet"
+    with pytest.raises(ConfigError, match="cannot set pruning.pruner: pruning is null .* hparams_search=lr_optuna"):
+        compose_raw("pruning.pruner=none")  # was Hydra's AssertionError traceback
 
 
 def test_progress_lines_name_each_finished_run_with_its_dice_and_an_eta(tmp_path: Path,

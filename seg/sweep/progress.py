@@ -38,6 +38,10 @@ class SweepProgress(Callback):
     def __init__(self) -> None:
         self.watch: AbstractContextManager | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A launcher (joblib) pickles the callbacks with each job: the driver's watcher stays in the driver."""
+        return {"watch": None}
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if str(config.hydra.sweeper.get("_target_", "")).endswith("SegStudySweeper"):
             return
