@@ -170,7 +170,7 @@ def test_schema_nodes_are_no_options() -> None:
     with pytest.raises(ConfigError, match="model=base_unet: base_\\* is the schema"):
         compose_raw("model=base_unet")
     assert compose_raw("model=unet").model.name == "unet"
-    with pytest.raises(ConfigError, match="cannot set pruning.pruner: pruning is null .* hparams_search=lr_optuna"):
+    with pytest.raises(ConfigError, match="cannot set pruning.pruner: pruning is null .*hparams_search=lr_optuna"):
         compose_raw("pruning.pruner=none")  # was Hydra's AssertionError traceback
 
 
