@@ -59,12 +59,18 @@ class Holder:
         return f"{self.command} (host {self.host}, pid {self.pid}, since {since})"
 
 
-def _pid_start(pid: int) -> str | None:
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time) of `pid` from /proc (fields 3 and 22), or None where there is no /proc entry."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # after the name (may hold spaces)
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22: after the command name, which may hold spaces
+    return fields[0], fields[19]
+
+
+def _pid_start(pid: int) -> str | None:
+    stat = _proc_stat(pid)
+    return None if stat is None else stat[1]
 
 
 def _this_holder(command: str) -> Holder:
@@ -99,7 +105,11 @@ def alive(holder: Holder, heartbeat: float, now: float | None = None) -> bool:
             return False
         except PermissionError:
             pass  # another user's live process
-        return holder.pid_start is None or _pid_start(holder.pid) in (None, holder.pid_start)
+        stat = _proc_stat(holder.pid)
+        if stat is None:
+            return True  # no /proc: the pid runs
+        state, start = stat
+        return state != "Z" and (holder.pid_start is None or start == holder.pid_start)  # a zombie has ended
     return (now or time.time()) - heartbeat < STALE_S
 
 

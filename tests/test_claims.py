@@ -58,6 +58,21 @@ def test_a_holder_killed_with_sigkill_is_taken_over(tmp_path: Path) -> None:
     claim.release()
 
 
+def test_a_holder_that_was_killed_but_not_yet_reaped_is_dead(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        os.kill(proc.pid, signal.SIGKILL)  # a zombie until its parent (this test) reaps it
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert holder_of(tmp_path) is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_reused_pid_is_not_the_holder(tmp_path: Path) -> None:
     _write_holder(tmp_path, pid_start="1")  # this pid runs, but it started at another time
     assert holder_of(tmp_path) is None
@@ -173,3 +188,49 @@ def test_two_study_drivers_train_every_run_once_and_finish_the_study(tmp_path: P
     assert len(invocations) == 2
     assert sum(i.get("new", 0) for i in invocations) >= 4, "every run was planned by at least one driver"
     assert (study / "report.md").is_file()
+
+
+def test_study_wait_waits_for_a_run_another_command_holds_then_trains_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run held by another live process is left to it; with study.wait=true the study waits for it to let go
+    (here: it is killed before it finished) and then trains it."""
+    import hydra
+    from configs import CONF
+
+    from seg.rundir import Summary
+    from seg.study import runner
+    from seg.study.results import StudyRecord
+
+    def compose(overrides: list[str]):
+        with hydra.initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return hydra.compose("train", overrides=overrides, return_hydra_config=True)
+
+    launched: list[str] = []
+
+    def launch(batch: list[list[str]]) -> None:
+        for overrides in batch:
+            run = RunDir(tmp_path / dict(o.split("=", 1) for o in overrides)["hydra.sweep.subdir"])
+            run.write_summary(Summary(Status.COMPLETED, str(run.path), 0.6, 1, 1, 2.0, test={"dice": 0.6}))
+            launched.append(run.path.name)
+
+    args = ["study=ablations", "study.experiments=[ablation_architecture]", "study.seeds=[0]"]
+    config = compose([*args, f"hydra.sweep.dir={tmp_path}"])
+    with pytest.raises(runner.StudyFailed):  # nothing launched: planned only
+        runner.run_study(config, args, compose, lambda batch: None)
+    keys = [j.key for j in StudyRecord.load(tmp_path).jobs]
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "runs" / keys[1])], cwd=REPO,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        record = runner.run_study(config, args, compose, launch)
+        assert launched == [keys[0]] and record.invocations[-1]["held"] == 1, "the held run is left to its holder"
+        monkeypatch.setattr(runner, "WAIT_POLL_S", 0.05)
+        threading.Timer(0.5, lambda: (holder.kill(), holder.wait())).start()
+        config = compose([*args, "study.wait=true", f"hydra.sweep.dir={tmp_path}"])
+        record = runner.run_study(config, [*args, "study.wait=true"], compose, launch)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert launched == [keys[0], keys[1]], "waited for the holder, then trained the run it left"
+    assert all(RunDir(tmp_path / "runs" / k).read_summary().status == Status.COMPLETED for k in keys)
