@@ -307,7 +307,12 @@ def eval_dir_for(ckpt: str | list[str] | None, output_dir: str, tag: str) -> str
     return f"{output_dir}/eval/{tag}"
 
 
-LAYOUT = ("runs", "eval", "resumes")  # the folders the resolvers above add under paths.output_dir
+def study_dir_for(output_dir: str, name: str) -> str:
+    """A study's folder (hydra.sweep.dir of `-m study=...` and of an experiment's own ablation)."""
+    return f"{output_dir_for(output_dir)}/studies/{safe_name(name)}"
+
+
+LAYOUT = ("runs", "eval", "resumes")  # the folders the resolvers above add under paths.output_dir (and remove)
 
 
 def remove_if_unused(folder: Path) -> None:
@@ -332,7 +337,7 @@ def register_resolvers() -> None:
     is reported by the resolver itself: `error: ...` and exit 2, instead of Hydra's traceback.
     """
     resolvers = {"seg_run_dir": run_dir_for, "seg_eval_dir": eval_dir_for, "seg_name": safe_name,
-                 "seg_output_dir": output_dir_for}  # fmt: skip
+                 "seg_output_dir": output_dir_for, "seg_study_dir": study_dir_for}  # fmt: skip
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, _one_line(fn))

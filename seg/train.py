@@ -12,6 +12,8 @@ import logging
 import os
 import shutil
 import sys
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import hydra
@@ -20,24 +22,58 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from seg.claims import ClaimBusy
-from seg.config import CONF_DIR, register, typed_config
+from seg.config import CONF_DIR, HYDRA_VERSION_BASE, register, typed_config
 from seg.engine.distributed import broadcast_object, init_distributed, shutdown_distributed
 from seg.engine.runtime import Interrupted, resolve_device, stop_signals_interrupt
 from seg.errors import SegError, exit_on_user_error, find_user_error
-from seg.resume import claim_run, resume_run
+from seg.resume import Resume, claim_run, resume_run
 from seg.rundir import RunDir, Status, Summary, load_checkpoint, remove_if_unused
 from seg.schema import TrainConfig
 from seg.sweep.pruning import pruning_hooks
-from seg.training import train
 from seg.wandb_names import tracking_names
 
 log = logging.getLogger("seg.train")
 register()
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+class Action(Enum):
+    """What one seg.train command does."""
+
+    NEW = "new"  # a new run in Hydra's run (or sweep job) directory
+    RESUME = "resume"  # resume=<run>: continue (or extend) that run from its last.pt
+    REQUEUE = "requeue"  # a sweep job whose directory already holds a last.pt (SLURM requeue, a study run): continue it
+    NOTHING = "nothing"  # the run it would resume has already finished
+
+
+@dataclass
+class Decision:
+    """An Action, with the config and run directory it works on."""
+
+    action: Action
+    config: TrainConfig
+    run: RunDir
+    resume: Resume | None = None
+    finished: Summary | None = None  # NOTHING: the finished run's summary
+
+
+def decide(typed: TrainConfig, hydra_dir: Path, in_sweep: bool, task_overrides: list[str]) -> Decision:
+    """What this command does, before anything is written (SegError when the resume is refused)."""
+    if typed.resume is None and in_sweep and requeued(RunDir(hydra_dir)):
+        action, typed = Action.REQUEUE, dataclasses.replace(typed, resume=str(hydra_dir))
+    elif typed.resume is None:
+        return Decision(Action.NEW, typed, RunDir(hydra_dir))
+    else:
+        action = Action.RESUME
+    resume = resume_run(typed, task_overrides)
+    done = resume.run.read_summary()
+    if resume.extended_from is None and done is not None and done.status.finished:
+        return Decision(Action.NOTHING, resume.config, resume.run, resume, finished=done)
+    return Decision(action, resume.config, resume.run, resume)
+
+
+@hydra.main(version_base=HYDRA_VERSION_BASE, config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float:
-    """Hydra entry point; user errors are one clear line, and a sweep job never crashes the sweep."""
+    """Hydra entry point: decide, then train; user errors are one clear line, a sweep job never crashes the sweep."""
     hydra_cfg = HydraConfig.get()
     hydra_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
@@ -49,27 +85,20 @@ def main(cfg: DictConfig) -> float:
             try:
                 typed: TrainConfig = typed_config(cfg)
                 claim = claim_run(typed, hydra_dir)  # one writer per run: before anything is read or written
-                if typed.resume is None and in_sweep and requeued(RunDir(hydra_dir)):
-                    typed = dataclasses.replace(typed, resume=str(hydra_dir))
-                resume = resume_run(typed, list(hydra_cfg.overrides.task)) if typed.resume else None
+                decision = decide(typed, hydra_dir, in_sweep, list(hydra_cfg.overrides.task))
             except SegError:
                 if not in_sweep:
                     remove_if_unused(hydra_dir)  # an invalid config leaves no folder behind
                 raise
-            if resume is not None:
-                run = resume.run
-                done = run.read_summary()
-                if resume.extended_from is None and done is not None and done.status.finished:
-                    print(f"{run.path} already finished ({done.status.value}, {done.epochs} epochs): nothing to do")
-                    remove_if_unused(hydra_dir)
-                    return done.best_val_dice
-                if run.path.resolve() != hydra_dir.resolve():  # a requeued job's own log is already the run's
-                    _log_to(run.log)
-            else:
-                run = RunDir(shared_run_dir(hydra_dir, typed))
-            config = resume.config if resume else typed
-            config = tracking_names(config, hydra_cfg)  # its W&B group, name and tags, decided here once
-            summary = train(config, run, resume=resume,
+            if decision.action is Action.NOTHING:
+                done, path = decision.finished, decision.run.path
+                print(f"{path} already finished ({done.status.value}, {done.epochs} epochs): nothing to do")
+                remove_if_unused(hydra_dir)
+                return done.best_val_dice
+            run = run_dir_of(decision, hydra_dir)
+            from seg.training import train  # the data, model and plot stack: imported once there is a run to train
+            config = tracking_names(decision.config, hydra_cfg)  # its W&B group, name and tags, decided here once
+            summary = train(config, run, resume=decision.resume,
                             extra_hooks=pruning_hooks(config.pruning, config.trainer.epochs))  # fmt: skip
     except Interrupted as e:
         print(f"interrupted ({e.signal_name}): {resume_hint(run)}", file=sys.stderr)
@@ -90,6 +119,16 @@ def main(cfg: DictConfig) -> float:
         print(f"Run directory: {summary.run_dir}")
         print(f"Best val Dice: {summary.best_val_dice:.4f} (epoch {summary.best_epoch})")
     return summary.best_val_dice
+
+
+def run_dir_of(decision: Decision, hydra_dir: Path) -> RunDir:
+    """The run directory this process writes: a resumed run (its train.log gets this command's log), or the new
+    run's (rank 0's under torchrun)."""
+    if decision.action is Action.NEW:
+        return RunDir(shared_run_dir(hydra_dir, decision.config))
+    if decision.run.path.resolve() != hydra_dir.resolve():  # a requeued job's own log is already the run's
+        _log_to(decision.run.log)
+    return decision.run
 
 
 def requeued(run: RunDir) -> bool:
