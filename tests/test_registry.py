@@ -31,7 +31,8 @@ def test_registry_schema_and_conf_name_the_same_options(group: str) -> None:
     for name in registry:
         defaults = yaml.safe_load((CONF / group / f"{name}.yaml").read_text())["defaults"]
         assert f"base_{name}" in defaults, f"conf/{group}/{name}.yaml must extend base_{name}"
-        check, allowed = next(f for f in dataclasses.fields(registry[name].schema) if f.name == "name").metadata["check"]
+        name_field = next(f for f in dataclasses.fields(registry[name].schema) if f.name == "name")
+        check, allowed = name_field.metadata["check"]
         assert check(name) and allowed == name, f"{group}.name of {name} allows only {name}"
 
 
