@@ -6,5 +6,9 @@ IGNORE_INDEX = 255
 CHECKPOINTS = ("best", "last", "ema")
 """The checkpoints a run tests after fit (ema with trainer.ema_decay); a study judges one (study.checkpoint)."""
 
+UNCERTAIN_MODES = ("foreground", "background", "ignore", "random")
+"""What the trimap's border becomes (`data.uncertain`, applied by seg.data.trimap): pet (1), background (0),
+IGNORE_INDEX (255), or per sample either 0 or 1."""
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -71,7 +71,7 @@ FRACTION: Check = (lambda v: 0 < v < 1, "a number in (0, 1)")
 UNIT: Check = (lambda v: 0 <= v <= 1, "a number in [0, 1]")
 PAIR_IN_UNIT: Check = (lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1, "two numbers 0 < a <= b <= 1")
 PAIR_POSITIVE: Check = (lambda v: len(v) == 2 and 0 < v[0] <= v[1], "two numbers 0 < a <= b")
-UNCERTAIN_MODES = ("foreground", "background", "ignore", "random")
+UNCERTAIN_MODES = constants.UNCERTAIN_MODES
 BAD_SAMPLE_POLICIES = ("skip", "raise")
 SPLITS = ("train", "val", "test")
 DEVICE: Check = (

@@ -6,15 +6,12 @@ import cv2
 import numpy as np
 import torch
 
-from seg.constants import IGNORE_INDEX
+from seg.constants import IGNORE_INDEX, UNCERTAIN_MODES
 from seg.errors import ConfigError
 
 __all__ = ["UNCERTAIN_MODES", "check_uncertain", "trimap_to_mask"]
 
 PET, BACKGROUND, BORDER = 1, 2, 3
-
-UNCERTAIN_MODES = ("foreground", "background", "ignore", "random")
-"""What the border becomes: pet (1), background (0), IGNORE_INDEX (255), or per sample either 0 or 1."""
 
 
 def check_uncertain(uncertain: str) -> str:
