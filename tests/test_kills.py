@@ -135,3 +135,27 @@ def test_a_full_disk_while_writing_last_pt_is_one_line_and_the_summary_matches_l
 
 def _epochs(run: RunDir) -> int:
     return len(run.metrics.read_text().splitlines()) - 1 if run.metrics.is_file() else 0
+
+
+QUICK_WORKERS = """
+from torch.utils.data import Dataset
+from seg.engine.runtime import make_loader, stop_signals_interrupt
+
+class Quick(Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, item):
+        return item[0]
+
+stop_signals_interrupt()
+loader = make_loader(Quick(), 2, 2, False, False)  # kept until the interpreter exits, as a run's loaders are
+print(sum(int(b.sum()) for b in loader), flush=True)
+"""
+
+
+def test_a_run_with_loader_workers_exits_when_it_ends() -> None:
+    """The interpreter's exit stops the persistent workers (multiprocessing terminates them with SIGTERM)."""
+    done = subprocess.run([sys.executable, "-c", QUICK_WORKERS], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert (done.returncode, done.stdout.strip()) == (0, "6"), done.stderr[-2000:]

@@ -255,12 +255,9 @@ _PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def bind_worker_to_run(worker_id: int) -> None:
-    """In each loader worker: leave SIGINT and SIGTERM to the run's main process (it stops the workers as it
-    stops; a signal sent to the whole process group then gives one message, not one traceback per worker), and on
-    Linux have the kernel kill the worker when the main process dies, even by SIGKILL or the OOM killer, so that
-    no worker outlives its run."""
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+    """In each loader worker, on Linux: have the kernel kill the worker when the run's main process dies, even by
+    SIGKILL or the OOM killer, so that no worker outlives its run (its SIGTERM handling stays as it was: the main
+    process's exit terminates its workers with SIGTERM)."""
     with contextlib.suppress(OSError, AttributeError, TypeError):  # not Linux: the DataLoader's own watchdog ends
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker once its parent died
     if os.getppid() == 1:  # the main process died before the line above took effect
