@@ -18,7 +18,6 @@ from seg.data import build_datasets, layout_kwargs
 from seg.engine.distributed import ShardSampler, init_distributed
 from seg.engine.parts import Training
 from seg.engine.runtime import Precision, Seeds, make_loader, resolve_device, reuse_host_memory, seed_everything
-from seg.errors import SegError
 from seg.registry import option_args
 from seg.schema import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
 
@@ -54,9 +53,6 @@ def build_training(cfg: TrainConfig) -> Training:
         reuse_host_memory()
     models.prepare_weights(cfg.model.name, option_args(cfg.model))  # pretrained files fetched before any data work
     datasets = build_datasets(**data_kwargs(cfg))
-    for split in ("train", "val"):
-        if len(datasets[split]) == 0:
-            raise SegError(f"empty split in {cfg.data.root}: {split} has no images; check the split lists")
     pin = device.type == "cuda"
     train_sampler = (
         DistributedSampler(datasets["train"], ctx.world_size, ctx.rank, shuffle=True, seed=seeds.order)
