@@ -18,7 +18,6 @@ from omegaconf import MISSING
 
 from seg import constants
 from seg.registry import Registry
-from seg.study.rules import FAMILIES, SPENDING, TESTS
 
 Check = tuple[Callable[[Any], bool], str]
 
@@ -460,9 +459,9 @@ class StudyConfig:
     margin: float = knob(0.01, WEIGHT, neutral=True)  # the largest difference that counts as none (metric units)
     alpha: float = knob(0.05, FRACTION, neutral=True)
     # verdict rule (seg/study/rules.py): the paired test over seeds, the Holm family, alpha spending over the looks
-    test: str = knob("t", one_of(*TESTS), neutral=True)
-    family: str = knob("ablation", one_of(*FAMILIES), neutral=True)
-    spending: str = knob("obrien_fleming", one_of(*SPENDING), neutral=True)
+    test: str = knob("t", one_of(*constants.TESTS), neutral=True)
+    family: str = knob("ablation", one_of(*constants.FAMILIES), neutral=True)
+    spending: str = knob("obrien_fleming", one_of(*constants.SPENDING), neutral=True)
     metric: str = knob("test_dice", one_of("test_dice", "best_val_dice"), neutral=True)
     # whose test Dice is judged: best (best val Dice), last (last epoch) or ema (needs trainer.ema_decay)
     checkpoint: str = knob("best", one_of(*constants.CHECKPOINTS), neutral=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from seg.study.rules import TESTS
+from seg.constants import TESTS
 
 _CHUNK_ELEMENTS = 4_000_000
 _MC_PERMUTATIONS = 10_000

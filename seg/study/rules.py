@@ -1,17 +1,12 @@
-"""The verdict rule of a study: which test, which Holm family, which alpha and which looks (no numpy here, so the
-config schema can read the option names)."""
+"""The verdict rule of a study: which test, which Holm family, which alpha and which looks (the option names live
+in seg.constants, which the config schema reads too)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-TESTS = ("t", "sign_flip")
-"""``t``: paired Student t over the per-seed differences; ``sign_flip``: the exact sign-flip test of their mean."""
-FAMILIES = ("ablation", "study")
-"""``ablation``: Holm within each ablation (one table of the report); ``study``: Holm across every comparison."""
-SPENDING = ("obrien_fleming", "pocock", "bonferroni")
-"""How sequential looks share alpha (seg.study.sequential)."""
+from seg.constants import FAMILIES, SPENDING, TESTS
 
 
 @dataclass(frozen=True)

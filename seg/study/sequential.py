@@ -29,7 +29,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats
 
-from seg.study.rules import SPENDING, Rule
+from seg.constants import SPENDING
+from seg.study.rules import Rule
 
 
 def spent(alpha: float, t: float, spending: str) -> float:
