@@ -6,7 +6,8 @@ Previous rule: the exact sign-flip test, Holm across every comparison of the stu
 Default: seg.study.rules.Rule() (paired t-test, Holm within each ablation, O'Brien-Fleming over looks). Both judge
 the study's runs with its looks (`study.max_seeds`, `study.looks`). `--seeds N` judges the first N seeds of each
 comparison only. "Seeds asked" is what the report asks of a comparison: the seeds it used when resolved, else
-the seeds it says would resolve it (> 100 counted as 100).
+the seeds it says would resolve it (> 100 counted as 100 when the other rule names a count; left out when
+neither does).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def rules_of(record: StudyRecord) -> dict[str, Rule]:
             "default": Rule(alpha=study.alpha, schedule=study.schedule)}  # fmt: skip
 
 
-def asked(verdict: Verdict) -> int:
-    return verdict.n_seeds if verdict.kind != "unresolved" else (verdict.seeds_needed or CAP)
+def asked(verdict: Verdict) -> int | None:
+    """Seeds the report asks of a comparison; None when it names no count (under 2 seeds, or over 100)."""
+    return verdict.n_seeds if verdict.kind != "unresolved" else verdict.seeds_needed
 
 
 def first_seeds(c: Comparison, n: int | None) -> Comparison:
@@ -53,13 +55,16 @@ def compare(study_dir: Path, seeds: int | None) -> str:
     paired = [p for p in judged_pairs(record, runs, rules["default"])[0] if p.comparison is not None]
     comps, groups = [first_seeds(p.comparison, seeds) for p in paired], [p.ablation for p in paired]
     judged = {label: judge(comps, record.settings["margin"], rule, groups) for label, rule in rules.items()}
-    rows, totals = [], dict.fromkeys(judged, 0)
+    rows, totals, left_out = [], dict.fromkeys(judged, 0), 0
     for c, old, new in zip(comps, judged["previous"], judged["default"]):
         rows.append([c.name, old.n_seeds, f"{old.mean_diff:+.4f}", _fmt_d(effect_size(c.arm - c.baseline)),
                      f"{old.p_value:.3g} / {old.p_holm:.3g}", old.kind, old.seeds_needed or "",
                      f"{new.p_value:.3g} / {new.p_holm:.3g}", new.kind, new.seeds_needed or ""])  # fmt: skip
-        totals["previous"] += asked(old)
-        totals["default"] += asked(new)
+        if asked(old) is None and asked(new) is None:
+            left_out += 1
+            continue
+        totals["previous"] += asked(old) or CAP
+        totals["default"] += asked(new) or CAP
     head = ["comparison", "seeds", "mean Δ", "d", "previous p / adjusted", "previous verdict", "previous seeds needed",
             "default p / adjusted", "default verdict", "default seeds needed"]  # fmt: skip
     fall = 1 - totals["default"] / totals["previous"] if totals["previous"] else 0.0
@@ -67,7 +72,9 @@ def compare(study_dir: Path, seeds: int | None) -> str:
         f"Previous rule: {rules['previous'].describe()}. Default: {rules['default'].describe()}.",
         markdown_table(head, rows),
         f"Seeds asked in total (resolved: seeds used; unresolved: seeds needed, > {CAP} as {CAP}): previous "
-        f"{totals['previous']}, default {totals['default']} ({fall:.0%} fewer)."])
+        f"{totals['previous']}, default {totals['default']} ({fall:.0%} fewer)"
+        + (f"; {left_out} comparison(s) for which neither rule names a count (under 2 seeds, or an effect too "
+           f"small for {CAP} seeds) left out." if left_out else ".")])
 
 
 def main() -> None:
