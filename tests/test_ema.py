@@ -35,7 +35,7 @@ def test_the_average_warms_up_then_decays_and_copies_integer_buffers() -> None:
     optimizer.zero_grad()
     optimizer.step()  # one update, decay min(0.5, 2/11) = 2/11
     assert ema.updates == 1
-    assert ema.weights["0.weight"].item() == pytest.approx(start + 9 / 11)
+    assert ema.weights["0.weight"].item() == pytest.approx(start + 9 / 11, abs=1e-6)  # float32 weights
     assert ema.weights["1.num_batches_tracked"].item() == 1
     for _ in range(20):
         optimizer.step()

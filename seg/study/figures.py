@@ -132,7 +132,7 @@ def _section(ablation: str, record: StudyRecord, runs: dict[str, Run]):
     """(ablation, arms, [(tag, images)], seed) for the first seed where every arm of `ablation` completed."""
     arms = _arms(ablation, record)
     common = sorted(set.intersection(*(set(s) for _, s in arms))) if arms else []
-    seed = next((s for s in common if all(runs[seeds[s]].per_image for _, seeds in arms)), None)
+    seed = next((s for s in common if all(_drawable(runs[seeds[s]]) for _, seeds in arms)), None)
     if seed is None:
         return None
     tables = [runs[seeds[seed]].per_image for _, seeds in arms]
@@ -148,6 +148,11 @@ def _section(ablation: str, record: StudyRecord, runs: dict[str, Run]):
         per_arm = [(label, predicted[i][name], table[name]) for i, ((label, _), table) in enumerate(zip(arms, tables))]
         picked.append((tag, {"name": name, "image": image, "target": target, "valid": valid, "arms": per_arm}))
     return ablation, arms, picked, seed
+
+
+def _drawable(run: Run) -> bool:
+    """A run whose test images can be redrawn: per-image results and its best.pt (deleted ones are skipped)."""
+    return bool(run.per_image) and run.run.best.is_file()
 
 
 def _predictions(arm_runs: list[Run], names: list[str]) -> dict:
