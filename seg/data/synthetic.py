@@ -19,6 +19,7 @@ import argparse
 import functools
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -164,18 +165,24 @@ def make_sample(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(image, 0, 255).round().astype(np.uint8), trimap
 
 
+def _write_images(images: Path, n: int, seed: int) -> Iterator[tuple[int, str, np.ndarray]]:
+    """Write sample i's image as images/synthpet_<i+1>.jpg (JPEG q90); yield (i, name, its trimap) for each."""
+    for i in range(n):
+        name = f"synthpet_{i + 1:04d}"
+        image, trimap = make_sample(seed, i)
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=90)
+        (images / f"{name}.jpg").write_bytes(buffer.getvalue())
+        yield i, name, trimap
+
+
 def write_dataset(out: str | Path, n: int, seed: int = 0) -> Path:
     """Write n samples named synthpet_0001... into `out` in the Oxford layout (out must not hold one)."""
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "annotations" / "trimaps").mkdir(parents=True, exist_ok=True)
     lists: dict[str, list[str]] = {"trainval": [], "test": []}
-    for i in range(n):
-        name = f"synthpet_{i + 1:04d}"
-        image, trimap = make_sample(seed, i)
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="JPEG", quality=90)
-        (out / "images" / f"{name}.jpg").write_bytes(buffer.getvalue())
+    for i, name, trimap in _write_images(out / "images", n, seed):
         Image.fromarray(trimap).save(out / "annotations" / "trimaps" / f"{name}.png")
         species = 1 + i % 2
         split = "test" if i % TEST_EVERY == TEST_EVERY - 1 else "trainval"
@@ -195,12 +202,7 @@ def write_folder_dataset(out: str | Path, n: int, seed: int = 0) -> Path:
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     test = []
-    for i in range(n):
-        name = f"synthpet_{i + 1:04d}"
-        image, trimap = make_sample(seed, i)
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="JPEG", quality=90)
-        (out / "images" / f"{name}.jpg").write_bytes(buffer.getvalue())
+    for i, name, trimap in _write_images(out / "images", n, seed):
         Image.fromarray(np.where(trimap == 2, 0, 255).astype(np.uint8)).save(out / "masks" / f"{name}.png")
         if i % TEST_EVERY == TEST_EVERY - 1:
             test.append(name)
