@@ -1,12 +1,16 @@
 """Output files are created, never followed: a command's new file is opened exclusively (it must not exist) and
 never through a symlink, so a link planted where an output goes (even a dangling one) cannot redirect a write
-outside the output folder, and nothing that exists is replaced. Names that come from files (ablation, arm, run
-names) are checked to be one plain file name before they become a path."""
+outside the output folder, and nothing that exists is replaced. Files a command renders again on every call
+(summaries, reports, tables, figures) are replaced atomically: written to a new temporary file beside them, then
+renamed over the old one, which replaces a symlink placed there instead of writing through it. Names that come
+from files (ablation, arm, run names) are checked to be one plain file name before they become a path."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import IO
 
@@ -40,3 +44,34 @@ def write_new(path: Path, data: bytes) -> None:
 def is_plain_name(name: object) -> bool:
     """One plain file name: no path separator, no `..`, not hidden, printable."""
     return isinstance(name, str) and bool(PLAIN_NAME.match(name)) and ".." not in name and len(name) <= 200
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temp file in the same folder, fsync and rename: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from e  # the file meant, not the temporary one
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """`atomic_write` for text (UTF-8)."""
+    atomic_write(path, text.encode())
+
+
+def save_figure(fig, path: Path, **savefig_kwargs) -> None:
+    """Save a matplotlib figure to `path` through `atomic_write` (savefig itself would write through a symlink)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", **savefig_kwargs)
+    atomic_write(Path(path), buffer.getvalue())

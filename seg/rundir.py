@@ -20,10 +20,8 @@ import dataclasses
 import functools
 import io
 import json
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -34,6 +32,7 @@ import torch
 from omegaconf import OmegaConf
 
 from seg.errors import CheckpointError, ConfigError, exit_on_user_error, folder_or_error
+from seg.files import atomic_write
 
 
 class Status(str, Enum):
@@ -151,25 +150,6 @@ class RunDir:
         ckpt = Path(ckpt).resolve()
         run = cls(ckpt.parent.parent)
         return run if ckpt.parent.name == "checkpoints" and run.config.is_file() else None
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same folder, fsync and rename: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(e.errno, e.strerror, str(path)) from e  # the file meant, not the temporary one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- checkpoints -----------------------------------------------------------------------------------------------

@@ -23,9 +23,10 @@ from seg.engine.parts import Training
 from seg.engine.runtime import Interrupted, restore_rng_state
 from seg.engine.tracking import WandbTracker
 from seg.errors import find_user_error
+from seg.files import atomic_write
 from seg.inference import Averaged, load_weights
 from seg.resume import Resume
-from seg.rundir import RunDir, Status, Summary, atomic_write, load_checkpoint
+from seg.rundir import RunDir, Status, Summary, load_checkpoint
 from seg.schema import TrainConfig
 
 log = logging.getLogger("seg.train")

@@ -240,7 +240,7 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path: Pat
     save_checkpoint(tiny_checkpoint(epoch=1), path)
     writer = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys; from pathlib import Path; from seg.rundir import atomic_write; "
+         "import sys; from pathlib import Path; from seg.files import atomic_write; "
          "atomic_write(Path(sys.argv[1]), bytes(400_000_000))",
          str(path)],
     )  # fmt: skip

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from seg.engine.evaluation import read_per_image
-from seg.rundir import RunDir, Status, Summary, atomic_write
+from seg.files import atomic_write
+from seg.rundir import RunDir, Status, Summary
 from seg.study.plan import Ablation, Job, comparison_name
 from seg.study.stats import Comparison
 from seg.study.validate import checked_record, per_image_problem, read_json, summary_problem

@@ -18,7 +18,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from seg.rundir import RunDir, Status, Summary, atomic_write
+from seg.files import atomic_write
+from seg.rundir import RunDir, Status, Summary
 from seg.sweep.plots import plot_study
 
 log = logging.getLogger(__name__)
