@@ -471,8 +471,10 @@ class StudyConfig:
                                 f"distinct values of {', '.join(SOURCES)}"), neutral=True)  # fmt: skip
     # runs another study command is training: false -> leave them to it; true -> wait for it and take what is left
     wait: bool = knob(False, neutral=True)
-    # k-fold splits varied with the seed: seed s trains with data.folds=K data.fold=s % K (seg/study/plan.py)
+    # k-fold splits varied with the seed (seg/study/plan.py): per_seed -> seed s trains on data.fold=s % K; every ->
+    # every seed on every fold, the folds' mean per seed paired (seg/study/results.py)
     folds: int | None = knob(None, at_least(2), neutral=True)
+    fold_mode: str = knob("per_seed", one_of("per_seed", "every"), neutral=True)
 
 
 @dataclass

@@ -1,23 +1,32 @@
 """`data=folder` through the real command line: a k-fold multirun ends with the cross-validation summary and
 evaluate takes its checkpoint with the fold it trained on; a tiny study varies the fold with the seed;
 `seg.data.inspect` prints the fingerprint and stops in one line on a dataset that cannot train. (seg.predict reads
-any folder of images whatever the training layout: tests/test_train_cli.py covers it.)"""
+any folder of images whatever the training layout: tests/test_train_cli.py covers it.) A study's fold modes
+(study.fold_mode=per_seed|every) are planned and paired in-process."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from clitools import run_cli
-from configs import compose_config
+from configs import compose_config, compose_raw
+from omegaconf import OmegaConf
 from PIL import Image
 
+from seg.config import typed_config
 from seg.data.inspect import main as inspect_main
 from seg.data.synthetic import write_folder_dataset
-from seg.rundir import RunDir, Status
-from seg.study.plan import Ablation, comparison_names, expand
+from seg.errors import ConfigError
+from seg.rundir import RunDir, Status, Summary
+from seg.schema import StudyConfig
+from seg.study.plan import Ablation, Job, check_folds, comparison_names, expand
+from seg.study.report import write_report
+from seg.study.results import StudyRecord, load_runs, paired_comparisons
 
 SMOKE = ["debug=smoke", "logger=none", "data=folder", "data.image_size=32", "data.limit=null"]
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
@@ -70,6 +79,58 @@ def test_study_folds_give_seed_s_fold_s_mod_k(folder_root: Path) -> None:
     keyed = {(j.arm, j.seed): j.key for j in jobs}
     plain = expand([ablation], seeds, compose, args)
     assert all(keyed[j.arm, j.seed] != j.key for j in plain), "the fold is part of the run key"
+
+
+def test_every_fold_mode_runs_each_seed_on_each_fold_with_its_own_key(folder_root: Path) -> None:
+    args = ["data=folder", f"data.root={folder_root}"]
+    ablation = Ablation("tiny", "threshold", ["0.5", "0.6"], "0.5")
+    seeds = dict.fromkeys(comparison_names([ablation]), [0, 1])
+    base = compose_raw(*args)
+
+    def compose(overrides: list[str]):  # the composed config with the jobs' keys set: 8 Hydra composes take ~2 s
+        cfg = copy.deepcopy(base)
+        for key, value in (o.split("=", 1) for o in overrides if o not in args):
+            OmegaConf.update(cfg, key, yaml.safe_load(value))
+        return typed_config(cfg)
+
+    jobs = expand([ablation], seeds, compose, args, folds=2, fold_mode="every")
+    assert sorted((j.arm, j.seed, j.fold) for j in jobs) == [(a, s, f) for a in ("0.5", "0.6") for s in (0, 1)
+                                                              for f in (0, 1)]  # fmt: skip
+    assert all(f"data.fold={j.fold}" in j.overrides and "data.folds=2" in j.overrides for j in jobs)
+    assert len({j.key for j in jobs}) == 8, "the fold is part of the run key"
+    for bad, message in [({"fold_mode": "every"}, "study.fold_mode=every needs study.folds=K"),
+                         ({"fold_mode": "every", "folds": 2, "vary": ["init"]}, "cannot be combined")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            check_folds(StudyConfig(**bad))
+    with pytest.raises(ConfigError, match="study.fold_mode"):
+        compose_config("study=ablations", "study.fold_mode=all")
+
+
+def test_every_fold_mode_pairs_by_seed_and_fold_then_averages_each_seed(tmp_path: Path) -> None:
+    """Arm y beats x by 0.1 on fold 0 and 0.3 on fold 1; x failed seed 1's fold 1, so seed 1 pairs fold 0 alone."""
+    jobs = [Job("ab", "", arm, seed, (f"seed={seed}", f"data.fold={fold}"), f"{arm}{seed}f{fold}", None, fold)
+            for arm in ("x", "y") for seed in (0, 1, 2) for fold in (0, 1)]  # fmt: skip
+    for job in jobs:
+        run = RunDir(tmp_path / "runs" / job.key)
+        run.path.mkdir(parents=True)
+        dice = 0.5 + 0.01 * job.seed + 0.05 * job.fold + (job.arm == "y") * (0.1 + 0.2 * job.fold)
+        failed = (job.arm, job.seed, job.fold) == ("x", 1, 1)
+        run.write_summary(Summary(Status.FAILED if failed else Status.COMPLETED, str(run.path), 0.6, 1, 1, 2.0,
+                                  test={"dice": dice}))  # fmt: skip
+        run.test_per_image.write_text("image,dice,tp,fp,fn\n" + "".join(f"i{n},{dice:.6f},5,1,1\n" for n in range(2)))
+    ablation = Ablation("ab", "f", ["x", "y"], "x")
+    settings = {**vars(StudyConfig()), "seeds": [0, 1, 2], "folds": 2, "fold_mode": "every"}
+    StudyRecord("s", settings, 0.05, [ablation], jobs).save(tmp_path)
+    record = StudyRecord.load(tmp_path)
+    assert [j.fold for j in record.jobs] == [j.fold for j in jobs]
+    [paired] = paired_comparisons([ablation], record.jobs, load_runs(tmp_path, record.jobs), "test_dice")
+    c = paired.comparison
+    assert paired.seeds == [0, 1, 2] and len(c.arm) == 3, "the seed, not the (seed, fold), is the unit"
+    assert c.arm - c.baseline == pytest.approx([0.2, 0.1, 0.2], abs=1e-6)
+    assert c.baseline == pytest.approx([0.525, 0.51, 0.545], abs=1e-6)
+    assert c.arm_images.shape == (3, 2) and c.arm_images[:, 0] == pytest.approx(c.arm, abs=1e-6)
+    text = write_report(tmp_path).read_text()
+    assert "study.fold_mode=every" in text and "seed 1 fold 1" in text
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from seg.config import debug_limits
-from seg.study.results import Run, StudyRecord, cells, load_runs
+from seg.study.results import Run, StudyRecord, cells, label_text, load_runs
 from seg.study.tables import write_tables
 from seg.viz import error_overlay, grayscale, overlay_legend, plt, with_outline
 
@@ -75,10 +75,10 @@ def plot_seed_curves(ablation: str, record: StudyRecord, runs: dict[str, Run], p
             epochs, dice = [int(r["epoch"]) for r in rows], [r["val/dice"] for r in rows]
             summary = run.summary
             if run.completed and summary.test_dice is not None:
-                text, style = f"s{seed}: test {summary.test_dice:.3f}", {"ls": "-", "marker": "o"}
+                text, style = f"{label_text(seed)}: test {summary.test_dice:.3f}", {"ls": "-", "marker": "o"}
             else:
                 status = summary.status.value if summary is not None else "not started"
-                text, style = f"s{seed}: {status} after epoch {len(rows)}", {"ls": "--", "marker": "."}
+                text, style = f"{label_text(seed)}: {status} after epoch {len(rows)}", {"ls": "--", "marker": "."}
             color = SEED_COLORS[i % len(SEED_COLORS)]
             ax.plot(epochs, dice, color=color, ms=3, label=text, **style)
             if rows and not run.completed:

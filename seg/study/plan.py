@@ -59,6 +59,9 @@ class Job:
     key: str
     # None: `seed` drives every random source; else (study.vary) only this one, the others at the base seed
     source: str | None = None
+    # study.fold_mode=every: the fold this run validates on (one run per seed and fold); else None (per_seed: fold
+    # seed % K is in the overrides, one run per seed)
+    fold: int | None = None
 
 
 def comparison_name(ablation: str, stratum: str, arm: str, baseline: str) -> str:
@@ -107,11 +110,12 @@ def load_ablations(study: StudyConfig, own: TrainConfig, compose: Compose, argum
 
 def expand(ablations: list[Ablation], seeds: dict[str, list[int]], compose: Compose, arguments: list[str],
            keys: dict[tuple[str, ...], str] | None = None, folds: int | None = None,
-           vary: list[str] | tuple[str, ...] = ()) -> list[Job]:  # fmt: skip
+           vary: list[str] | tuple[str, ...] = (), fold_mode: str = "per_seed") -> list[Job]:  # fmt: skip
     """Every job of the study: per comparison its arm over `seeds[comparison name]`, and the baseline over the
     union of its comparisons' seeds. `keys` caches overrides -> key between calls (composing takes ~0.1 s).
-    `folds` (study.folds): seed s trains on fold s % folds (`seed_overrides`), so verdicts cover the split too.
-    `vary` (study.vary): per arm and source also the jobs of `vary_overrides` (Job.source set)."""
+    `folds` (study.folds): seed s trains on fold s % folds, or with `fold_mode` every on each fold (`seed_folds`),
+    so verdicts cover the split too. `vary` (study.vary): per arm and source also the jobs of `vary_overrides`
+    (Job.source set)."""
     keys = {} if keys is None else keys
     jobs = []
     for ab in ablations:
@@ -121,14 +125,16 @@ def expand(ablations: list[Ablation], seeds: dict[str, list[int]], compose: Comp
                          for arm in ab.values if arm != ab.baseline}  # fmt: skip
             arm_seeds[ab.baseline] = sorted({s for v in arm_seeds.values() for s in v})
             for arm in ab.values:
-                arm_jobs = [(None, s, seed_overrides(s, folds)) for s in arm_seeds[arm]]
-                arm_jobs += [(source, s, vary_overrides(source, s, arm_seeds[arm][0], folds))
+                arm_jobs = [(None, s, fold, seed_overrides(s, folds, fold)) for s in arm_seeds[arm]
+                            for fold in seed_folds(s, folds, fold_mode)]  # fmt: skip
+                arm_jobs += [(source, s, None, vary_overrides(source, s, arm_seeds[arm][0], folds))
                              for source in vary for s in arm_seeds[arm]]  # fmt: skip
-                for source, seed, seeding in arm_jobs:
+                for source, seed, fold, seeding in arm_jobs:
                     overrides = tuple(_merge(arguments, [*ab.select, f"{ab.factor}={arm}", *stratum, *seeding]))
                     if overrides not in keys:
                         keys[overrides] = run_key(compose(list(overrides)))
-                    jobs.append(Job(ab.name, where, arm, seed, overrides, keys[overrides], source))
+                    jobs.append(Job(ab.name, where, arm, seed, overrides, keys[overrides], source,
+                                    None if fold_mode == "per_seed" else fold))  # fmt: skip
     return jobs
 
 
@@ -138,9 +144,29 @@ def vary_overrides(source: str, seed: int, base: int, folds: int | None) -> list
     return seed_overrides(base, folds) + ([] if seed == base else [f"seeds.{source}={seed}"])
 
 
-def seed_overrides(seed: int, folds: int | None) -> list[str]:
-    """The overrides of a study's seed: `seed=s`, and with study.folds=K the fold it trains on (s % K)."""
-    return [f"seed={seed}"] + ([] if folds is None else [f"data.folds={folds}", f"data.fold={seed % folds}"])
+def seed_folds(seed: int, folds: int | None, fold_mode: str) -> list[int | None]:
+    """The folds seed `seed` trains on: [None] without study.folds; with study.folds=K, [seed % K] (fold_mode
+    per_seed: the split varies with the seed) or every fold 0..K-1 (every: each seed crosses every split)."""
+    if folds is None:
+        return [None]
+    return [seed % folds] if fold_mode == "per_seed" else list(range(folds))
+
+
+def check_folds(study: StudyConfig) -> None:
+    """The fold keys of a study that cannot work together: one line (ConfigError) before anything is planned."""
+    if study.fold_mode == "every" and study.folds is None:
+        raise ConfigError("study.fold_mode=every needs study.folds=K (the number of folds), e.g. study.folds=5")
+    if study.fold_mode == "every" and study.vary:
+        raise ConfigError(f"study.vary={list(study.vary)} varies one source at a fixed split; it cannot be combined "
+                          "with study.fold_mode=every (use study.fold_mode=per_seed, or study.vary=[])")  # fmt: skip
+
+
+def seed_overrides(seed: int, folds: int | None, fold: int | None = None) -> list[str]:
+    """The overrides of a study's seed: `seed=s`, and with study.folds=K the fold it trains on (`fold`, by default
+    s % K)."""
+    if folds is None:
+        return [f"seed={seed}"]
+    return [f"seed={seed}", f"data.folds={folds}", f"data.fold={seed % folds if fold is None else fold}"]
 
 
 def _merge(arguments: list[str], job: list[str]) -> list[str]:

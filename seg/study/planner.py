@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from seg.markdown import markdown_table
 from seg.study.plan import Job
 from seg.study.power import effect_size, seeds_to_resolve
-from seg.study.results import Paired, Run, cells
+from seg.study.results import Paired, Run, by_seed, cells
 from seg.study.rules import Rule
 from seg.study.stats import Verdict
 
@@ -35,16 +35,16 @@ class PlanRow:
     d: float
     seeds: int | None  # total seeds for 80% power (a resolved comparison: what a replication needs); None: > 100
     new_runs: frozenset[tuple[str, str, str, int]]
-    seconds: dict[tuple[str, str, str], float]  # mean training seconds of a run of each cell it needs
+    seconds: dict[tuple[str, str, str], float]  # seconds per seed of each cell it needs (K runs: fold_mode=every)
 
 
 def plan(pairs: list[tuple[Paired, Verdict]], jobs: list[Job], runs: dict[str, Run]) -> list[PlanRow]:
     """The plan of every judged comparison (see the module docstring)."""
     seconds: dict[tuple[str, str, str], float] = {}
-    for cell, by_seed in cells(jobs).items():
-        done = [runs[k].summary.seconds for k in by_seed.values() if runs[k].completed]
-        if done:
-            seconds[cell] = statistics.mean(done)
+    for cell, labels in cells(jobs).items():
+        done = [runs[k].summary.seconds for k in labels.values() if runs[k].completed]
+        if done:  # a seed's cost: its runs (one per fold with study.fold_mode=every)
+            seconds[cell] = statistics.mean(done) * max(len(folds) for folds in by_seed(labels).values())
     rows = []
     for p, v in pairs:
         diffs = p.comparison.arm - p.comparison.baseline

@@ -82,7 +82,7 @@ def write_report(study_dir: Path, budget_hours: float | None = None) -> Path:
              f"; metric {settings['metric']}" + (f" of {record.checkpoint}.pt (study.checkpoint={record.checkpoint})"
                                                  if settings["metric"] == "test_dice" else "") +
              f"; margin ± {settings['margin']:g}. Verdict rule: {rule.describe()}.",
-             _folds_line(settings.get("folds")), RULES]  # fmt: skip
+             _folds_line(settings.get("folds"), settings.get("fold_mode", "per_seed")), RULES]  # fmt: skip
     completed = [r for r in runs.values() if r.completed]
     if not completed:
         parts.append(f"**Every run of this study failed ({len(runs)} runs): there is nothing to compare.**")
@@ -107,11 +107,15 @@ def write_report(study_dir: Path, budget_hours: float | None = None) -> Path:
     return report
 
 
-def _folds_line(folds: int | None) -> str:
+def _folds_line(folds: int | None, mode: str) -> str:
     if not folds:
         return ""
-    return (f"Split varied with the seed: seed s trains on fold s % {folds} of a {folds}-fold split of train+val "
-            "(data.split_seed fixed); the test set is the same for every run.")
+    split = f"a {folds}-fold split of train+val (data.split_seed fixed); the test set is the same for every run."
+    if mode == "every":
+        return (f"Every seed trains on every fold (study.fold_mode=every): {folds} runs per seed and arm on {split} "
+                "Arms are paired on the same seed and fold; each seed's differences are averaged over the folds "
+                "where both arms completed, so the seed stays the unit the tests count.")  # fmt: skip
+    return f"Split varied with the seed (study.fold_mode=per_seed): seed s trains on fold s % {folds} of {split}"
 
 
 def _findings(pairs: list[tuple[Paired, Verdict]], paired: list[Paired], rule: Rule) -> list[str]:
@@ -159,7 +163,8 @@ def _compute(record: StudyRecord, runs: dict[str, Run]) -> list[str]:
 def _failures(record: StudyRecord, runs: dict[str, Run]) -> list[str]:
     where = {}
     for j in record.jobs:
-        where.setdefault(j.key, f"{j.ablation} {j.stratum} {j.arm} seed {j.seed}".replace("  ", " "))
+        fold = "" if j.fold is None else f" fold {j.fold}"
+        where.setdefault(j.key, f"{j.ablation} {j.stratum} {j.arm} seed {j.seed}{fold}".replace("  ", " "))
     lines = []
     for key, run in runs.items():
         if not run.completed:

@@ -120,11 +120,68 @@ def load_runs(study_dir: Path, jobs: list[Job], checkpoint: str = "best") -> dic
     return {j.key: Run(j.key, RunDir(run_path(study_dir, j.key)), checkpoint) for j in jobs}
 
 
-def cells(jobs: list[Job]) -> dict[tuple[str, str, str], dict[int, str]]:
-    """{(ablation, stratum, arm): {seed: run key}} in plan order (the jobs whose seed varies every source)."""
-    out: dict[tuple[str, str, str], dict[int, str]] = {}
+Label = int | tuple[int, int]
+"""A run's place in its cell: its seed, or (seed, fold) with study.fold_mode=every (several runs per seed)."""
+
+
+def cells(jobs: list[Job]) -> dict[tuple[str, str, str], dict[Label, str]]:
+    """{(ablation, stratum, arm): {seed or (seed, fold): run key}} in plan order (the jobs whose seed varies every
+    source)."""
+    out: dict[tuple[str, str, str], dict[Label, str]] = {}
     for j in (j for j in jobs if j.source is None):
-        out.setdefault((j.ablation, j.stratum, j.arm), {})[j.seed] = j.key
+        out.setdefault((j.ablation, j.stratum, j.arm), {})[j.seed if j.fold is None else (j.seed, j.fold)] = j.key
+    return out
+
+
+def label_text(label: Label) -> str:
+    """`s1`, or `s1 f2` for fold 2 of seed 1."""
+    return f"s{label}" if isinstance(label, int) else f"s{label[0]} f{label[1]}"
+
+
+def by_seed(cell: dict[Label, str]) -> dict[int, dict[int | None, str]]:
+    """A cell's run keys by seed, then fold (None: one run per seed)."""
+    out: dict[int, dict[int | None, str]] = {}
+    for label, key in cell.items():
+        seed, fold = (label, None) if isinstance(label, int) else label
+        out.setdefault(seed, {})[fold] = key
+    return out
+
+
+@dataclass
+class FoldMean:
+    """One seed of a study.fold_mode=every comparison: its runs on the folds where both arms completed, averaged.
+    The seed stays the independent unit the paired test counts (its folds share the seed's other randomness and
+    overlap in training data: counted as K units they would shrink the CI); the fold effect cancels within each
+    (seed, fold) pair before the average."""
+
+    runs: list[Run]
+
+    def value(self, metric: str) -> float:
+        return float(np.mean([r.value(metric) for r in self.runs]))
+
+    @property
+    def per_image(self) -> dict[str, float] | None:
+        tables = [r.per_image for r in self.runs]
+        if any(t is None for t in tables):
+            return None
+        names = set.intersection(*(set(t) for t in tables))
+        return {n: float(np.mean([t[n] for t in tables])) for n in sorted(names)}
+
+
+def _seed_units(arm: dict[Label, str], base: dict[Label, str], runs: dict[str, Run],
+                metric: str) -> dict[int, tuple[Run | FoldMean, Run | FoldMean]]:  # fmt: skip
+    """{seed: (arm, baseline)} of the seeds where both arms completed a run on the same fold; with several folds
+    per seed, each side is the mean over those folds (FoldMean)."""
+    arm_seeds, base_seeds = by_seed(arm), by_seed(base)
+    out = {}
+    for seed, arm_folds in arm_seeds.items():
+        folds = [f for f, k in arm_folds.items() if f in base_seeds.get(seed, {}) and None not in
+                 (runs[k].value(metric), runs[base_seeds[seed][f]].value(metric))]  # fmt: skip
+        if folds == [None]:
+            out[seed] = (runs[arm_folds[None]], runs[base_seeds[seed][None]])
+        elif folds:
+            out[seed] = (FoldMean([runs[arm_folds[f]] for f in folds]),
+                         FoldMean([runs[base_seeds[seed][f]] for f in folds]))  # fmt: skip
     return out
 
 
@@ -142,19 +199,19 @@ class Paired:
 
 
 def paired_comparisons(ablations: list[Ablation], jobs: list[Job], runs: dict[str, Run], metric: str) -> list[Paired]:
-    """Every comparison of the study, its arm and baseline paired by seed (and by test image, for test_dice)."""
+    """Every comparison of the study, its arm and baseline paired by seed (and by test image, for test_dice); with
+    study.fold_mode=every by (seed, fold), each seed's folds then averaged (FoldMean)."""
     by_cell = cells(jobs)
     out = []
     for ab in ablations:
         for stratum, arm in ab.comparisons():
-            arm_keys = by_cell.get((ab.name, stratum, arm), {})
-            base_keys = by_cell.get((ab.name, stratum, ab.baseline), {})
-            seeds = [s for s in arm_keys if s in base_keys and None not in
-                     (runs[arm_keys[s]].value(metric), runs[base_keys[s]].value(metric))]  # fmt: skip
+            units = _seed_units(by_cell.get((ab.name, stratum, arm), {}),
+                                by_cell.get((ab.name, stratum, ab.baseline), {}), runs, metric)  # fmt: skip
+            seeds = list(units)
             name = comparison_name(ab.name, stratum, arm, ab.baseline)
             comparison = None
             if seeds:
-                a, b = [runs[arm_keys[s]] for s in seeds], [runs[base_keys[s]] for s in seeds]
+                a, b = [units[s][0] for s in seeds], [units[s][1] for s in seeds]
                 images = _image_arrays(a, b) if metric == "test_dice" else None
                 comparison = Comparison(name, np.array([r.value(metric) for r in a]),
                                         np.array([r.value(metric) for r in b]), *(images or (None, None)))  # fmt: skip
@@ -162,7 +219,7 @@ def paired_comparisons(ablations: list[Ablation], jobs: list[Job], runs: dict[st
     return out
 
 
-def _image_arrays(arm: list[Run], base: list[Run]) -> tuple[np.ndarray, np.ndarray] | None:
+def _image_arrays(arm: list[Run | FoldMean], base: list[Run | FoldMean]) -> tuple[np.ndarray, np.ndarray] | None:
     """(n_seeds, n_images) per-image Dice of both arms on the test images every run scored; None if a run has none."""
     tables = [r.per_image for r in arm + base]
     if any(t is None for t in tables):
@@ -170,6 +227,6 @@ def _image_arrays(arm: list[Run], base: list[Run]) -> tuple[np.ndarray, np.ndarr
     names = sorted(set.intersection(*(set(t) for t in tables)))
     if not names:
         return None
-    a = np.array([[r.per_image[n] for n in names] for r in arm])
-    b = np.array([[r.per_image[n] for n in names] for r in base])
+    a = np.array([[t[n] for n in names] for t in tables[:len(arm)]])
+    b = np.array([[t[n] for n in names] for t in tables[len(arm):]])
     return a, b

@@ -118,10 +118,11 @@ def _check_job(job: Any, key: str, path: Path, ablations: list[str]) -> None:
     for part, ok in (("ablation", job.get("ablation") in ablations), ("stratum", isinstance(job.get("stratum"), str)),
                      ("arm", isinstance(job.get("arm"), str)), ("seed", _integer(job.get("seed"))),
                      ("overrides", _strings(job.get("overrides"))), ("key", is_plain_name(job.get("key"))),
-                     ("source", job.get("source") in (None, *SOURCES))):  # fmt: skip
+                     ("source", job.get("source") in (None, *SOURCES)),
+                     ("fold", job.get("fold") is None or _integer(job.get("fold")))):  # fmt: skip
         if not ok:
             _fail(path, f"{key}.{part}", f"is {job.get(part, 'missing')!r}")
-    extra = set(job) - {"ablation", "stratum", "arm", "seed", "overrides", "key", "source"}
+    extra = set(job) - {"ablation", "stratum", "arm", "seed", "overrides", "key", "source", "fold"}
     if extra:
         _fail(path, f"{key}.{sorted(extra)[0]}", "is not a key of a job")
 

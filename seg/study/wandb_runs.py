@@ -35,7 +35,9 @@ def name_jobs(jobs: list[Job], ablations: list[Ablation], group: str, compose: C
         if arm not in by_arm:
             by_arm[arm] = compose(list(job.overrides))
         cfg = by_arm[arm]
-        names[job.overrides] = "-".join([*(name_part(k, _value(cfg, k)) for k in varied), name_part("seed", job.seed)])
+        fold = [] if job.fold is None else [name_part("fold", job.fold)]  # study.fold_mode=every
+        names[job.overrides] = "-".join([*(name_part(k, _value(cfg, k)) for k in varied), name_part("seed", job.seed),
+                                         *fold])  # fmt: skip
         factor = next(a.factor for a in ablations if a.name == job.ablation)
         served = [job.ablation, f"{factor}={job.arm}", *job.stratum.split(), *(["debug"] if debug_limits(cfg) else [])]
         tags[job.key] = list(dict.fromkeys([*tags.get(job.key, []), *served]))
