@@ -425,7 +425,8 @@ class AblationConfig:
     by seed. The experiment file that holds it sets the ablation's fixed settings; `finding` is the claim it checks."""
 
     factor: str = knob(MISSING, neutral=True)
-    values: list[str] = knob(MISSING, neutral=True)
+    values: list[str] = knob(MISSING, (lambda v: len(v) >= 2 and len(set(v)) == len(v), "two or more distinct "
+                                       "values (each is compared against the baseline)"), neutral=True)  # fmt: skip
     baseline: str = knob(MISSING, neutral=True)
     strata: dict[str, list[str]] = field(default_factory=dict, metadata={"check": None, "neutral": True})
     finding: str | None = knob(None, neutral=True)

@@ -98,12 +98,19 @@ def test_every_fold_mode_runs_each_seed_on_each_fold_with_its_own_key(folder_roo
                                                               for f in (0, 1)]  # fmt: skip
     assert all(f"data.fold={j.fold}" in j.overrides and "data.folds=2" in j.overrides for j in jobs)
     assert len({j.key for j in jobs}) == 8, "the fold is part of the run key"
+
+
+def test_a_study_it_cannot_plan_is_one_line_before_any_run() -> None:
     for bad, message in [({"fold_mode": "every"}, "study.fold_mode=every needs study.folds=K"),
                          ({"fold_mode": "every", "folds": 2, "vary": ["init"]}, "cannot be combined")]:  # fmt: skip
         with pytest.raises(ConfigError, match=message):
             check_folds(StudyConfig(**bad))
     with pytest.raises(ConfigError, match="study.fold_mode"):
         compose_config("study=ablations", "study.fold_mode=all")
+    with pytest.raises(ConfigError, match=r"ablation.values=\['cosine'\]; allowed: two or more distinct values"):
+        compose_config("experiment=ablation_scheduler", "ablation.values=[cosine]")  # was a StopIteration traceback
+    with pytest.raises(ConfigError, match="cannot set ablation.values: ablation is null"):  # was Hydra's AssertionError
+        compose_config("ablation.values=[cosine,none]")  # no experiment: -m gives the same line (seg.hydra_answers)
 
 
 def test_every_fold_mode_pairs_by_seed_and_fold_then_averages_each_seed(tmp_path: Path) -> None:
