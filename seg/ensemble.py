@@ -12,6 +12,7 @@ from torch import nn
 
 from seg.errors import ConfigError, SegError
 from seg.inference import combine, load_trained_model
+from seg.rundir import STUDIES
 from seg.schema import TrainConfig
 
 EXAMPLE = "ckpt=outputs/runs/<name>/<time>/checkpoints/best.pt, ckpt=[a.pt,b.pt] or ensemble=<study dir> arm=<arm>"
@@ -40,7 +41,8 @@ def arm_checkpoints(study_dir: Path, arm: str) -> list[Path]:
     from seg.study.results import StudyRecord, cells, load_runs
 
     if not (study_dir / "study.json").is_file():
-        raise ConfigError(f"ensemble={study_dir}: not a study folder (no study.json); give <output_dir>/studies/<name>")
+        raise ConfigError(f"ensemble={study_dir}: not a study folder (no study.json); give "
+                          f"<output_dir>/{STUDIES}/<name>")  # fmt: skip
     jobs = StudyRecord.load(study_dir).jobs
     runs = load_runs(study_dir, jobs)
     matching: dict[tuple[str, ...], dict[int, str]] = {}

@@ -241,6 +241,10 @@ def resume_checkpoint_path(target: str | Path) -> tuple[RunDir, Path]:
 
 
 # --- where things are written ------------------------------------------------------------------------------------
+# The output layout under paths.output_dir, named here only (conf/ reaches it through the resolvers below):
+# runs/<name>/<time>/ a run, eval/ seg.evaluate of a checkpoint from elsewhere, resumes/<time>/ a resume's command log,
+# multirun/<name>/<time>/ a sweep or search, studies/<name>/ a study, optuna/<study>.db a search's Optuna storage.
+RUNS, EVAL, RESUMES, MULTIRUN, STUDIES, OPTUNA = "runs", "eval", "resumes", "multirun", "studies", "optuna"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=,+-]*$")
 
 
@@ -267,8 +271,8 @@ def run_dir_for(name: str, resume: str | None, output_dir: str, stamp: str) -> s
     continues is changed only once the resume is accepted)."""
     output_dir = output_dir_for(output_dir)
     if resume in (None, "", "None", "null"):
-        return f"{output_dir}/runs/{safe_name(name)}/{stamp}"
-    return f"{output_dir}/resumes/{stamp}"
+        return f"{output_dir}/{RUNS}/{safe_name(name)}/{stamp}"
+    return f"{output_dir}/{RESUMES}/{stamp}"
 
 
 def eval_dir_for(ckpt: str | list[str] | None, output_dir: str, tag: str) -> str:
@@ -277,22 +281,32 @@ def eval_dir_for(ckpt: str | list[str] | None, output_dir: str, tag: str) -> str
     output_dir = output_dir_for(output_dir)
     if not isinstance(ckpt, str | None):  # ckpt=[a.pt,...]: one checkpoint, or an ensemble
         if len(ckpt) != 1:
-            return f"{output_dir}/eval/ensemble_{tag}"
+            return f"{output_dir}/{EVAL}/ensemble_{tag}"
         ckpt = str(ckpt[0])
     if ckpt not in (None, "", "None", "null", "???"):
         run = RunDir.of_checkpoint(Path(ckpt))
         if run is not None and inside(run.path, Path(output_dir)):
-            return str(run.path / "eval" / tag)
-        return f"{output_dir}/eval/{Path(ckpt).stem}_{tag}"
-    return f"{output_dir}/eval/{tag}"
+            return str(run.path / EVAL / tag)
+        return f"{output_dir}/{EVAL}/{Path(ckpt).stem}_{tag}"
+    return f"{output_dir}/{EVAL}/{tag}"
 
 
 def study_dir_for(output_dir: str, name: str) -> str:
     """A study's folder (hydra.sweep.dir of `-m study=...` and of an experiment's own ablation)."""
-    return f"{output_dir_for(output_dir)}/studies/{safe_name(name)}"
+    return f"{output_dir_for(output_dir)}/{STUDIES}/{safe_name(name)}"
 
 
-LAYOUT = ("runs", "eval", "resumes")  # the folders the resolvers above add under paths.output_dir (and remove)
+def sweep_dir_for(output_dir: str, name: str, stamp: str) -> str:
+    """hydra.sweep.dir of a multirun (a grid sweep, an Optuna search's call): `<output_dir>/multirun/<name>/<time>`."""
+    return f"{output_dir_for(output_dir)}/{MULTIRUN}/{safe_name(name)}/{stamp}"
+
+
+def optuna_storage_for(output_dir: str, study_name: str) -> str:
+    """An Optuna search's default storage (hparams_search): one sqlite file per study, which every call continues."""
+    return f"sqlite:///{output_dir}/{OPTUNA}/{study_name}.db"
+
+
+LAYOUT = (RUNS, EVAL, RESUMES)  # the folders the resolvers above add under paths.output_dir (and remove)
 
 
 def remove_if_unused(folder: Path) -> None:
@@ -316,8 +330,8 @@ def register_resolvers() -> None:
     Hydra resolves these before seg's code runs, so a ConfigError there (name=../x, an output dir that is a file)
     is reported by the resolver itself: `error: ...` and exit 2, instead of Hydra's traceback.
     """
-    resolvers = {"seg_run_dir": run_dir_for, "seg_eval_dir": eval_dir_for, "seg_name": safe_name,
-                 "seg_output_dir": output_dir_for, "seg_study_dir": study_dir_for}  # fmt: skip
+    resolvers = {"seg_run_dir": run_dir_for, "seg_eval_dir": eval_dir_for, "seg_study_dir": study_dir_for,
+                 "seg_sweep_dir": sweep_dir_for, "seg_optuna_storage": optuna_storage_for}  # fmt: skip
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, _one_line(fn))
