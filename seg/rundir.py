@@ -6,7 +6,8 @@ report and the bench read them through it. A run directory holds:
     config.yaml             the run's config, resolved (seg.schema.TrainConfig as plain YAML)
     metrics.csv, curves.png one row per finished epoch, and its plot
     summary.json            Summary: status, best val Dice and epoch, epochs, seconds, test metrics, error
-    test_per_image.csv      per test image of best.pt: Dice and TP/FP/FN pixel counts (_last.csv, _ema.csv: of those)
+    test_per_image.csv      per test image of best.pt: Dice and TP/FP/FN pixel counts (_last.csv, _ema.csv: of those;
+                            test_per_image_tta.csv, _last_tta.csv...: with trainer.test_tta, the same with TTA)
     checkpoints/best.pt     the best val Dice so far; last.pt: the last finished epoch (only last.pt resumes);
                             ema.pt: the weights' moving average (with trainer.ema_decay)
     train.log, .hydra/      the log and Hydra's record of the command
@@ -68,15 +69,21 @@ class Summary:
     test: dict[str, float] | None = None  # test metrics of best.pt
     warnings: list[str] = field(default_factory=list)
     test_of: dict[str, dict[str, float]] = field(default_factory=dict)  # of the other CHECKPOINTS: last, ema
+    tta: str | None = None  # trainer.test_tta of the test pass (hflip, flips), None without
+    test_tta: dict[str, dict[str, float]] = field(default_factory=dict)  # {checkpoint: test metrics with `tta`}
 
     @property
     def test_dice(self) -> float | None:
         """Mean per-image test Dice of best.pt, or None when the run was not tested."""
         return self.test_dice_of("best")
 
-    def test_dice_of(self, checkpoint: str) -> float | None:
-        """Mean per-image test Dice of one of CHECKPOINTS, or None when it was not tested."""
-        test = self.test if checkpoint == "best" else self.test_of.get(checkpoint)
+    def test_dice_of(self, checkpoint: str, tta: bool = False) -> float | None:
+        """Mean per-image test Dice of one of CHECKPOINTS (with tta: with the run's test-time augmentation), or None
+        when it was not tested so."""
+        if tta:
+            test = self.test_tta.get(checkpoint)
+        else:
+            test = self.test if checkpoint == "best" else self.test_of.get(checkpoint)
         return None if test is None else test.get("dice")
 
     def to_json(self) -> str:
@@ -130,9 +137,11 @@ class RunDir:
         """checkpoints/<name>.pt of one of CHECKPOINTS."""
         return self.checkpoints / f"{name}.pt"
 
-    def test_per_image_of(self, checkpoint: str) -> Path:
-        """The per-image test CSV of one of CHECKPOINTS (best.pt's is test_per_image.csv)."""
-        return self.test_per_image if checkpoint == "best" else self.path / f"test_per_image_{checkpoint}.csv"
+    def test_per_image_of(self, checkpoint: str, tta: bool = False) -> Path:
+        """The per-image test CSV of one of CHECKPOINTS (best.pt's is test_per_image.csv); with tta, of its test with
+        the run's test-time augmentation (test_per_image_tta.csv, test_per_image_last_tta.csv, ...)."""
+        stem = "test_per_image" + ("" if checkpoint == "best" else f"_{checkpoint}") + ("_tta" if tta else "")
+        return self.path / f"{stem}.csv"
 
     def read_summary(self) -> Summary | None:
         """The run's summary, or None when it has none (never started) or it is unreadable."""

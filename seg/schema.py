@@ -368,7 +368,9 @@ class TrainerConfig:
     progress: str = knob("auto", (lambda v: v.lower() in ("auto", "true", "false"), "auto, true or false"),
                          neutral=True)  # fmt: skip
     test_after_fit: bool = knob(True, neutral=True)
-    test_tta: str = knob("none", TTA, keyed_once_set=True)  # test-time augmentation of the test pass after fit
+    # hflip, flips: the test pass after fit also scores each checkpoint with this test-time augmentation (summary
+    # test_tta, test_per_image_tta.csv); evaluation only, so left out of a run's key
+    test_tta: str = knob("none", TTA, neutral=True)
     # e.g. 0.99: an exponential moving average of the weights, saved as checkpoints/ema.pt and tested like best.pt
     ema_decay: float | None = knob(None, FRACTION, keyed_once_set=True)
 

@@ -110,7 +110,10 @@ def _hooks(t: Training, run: RunDir, state: TrainState, tracker: WandbTracker, c
 
 def _test_checkpoints(t: Training, run: RunDir, summary: Summary, tracker: WandbTracker) -> None:
     """Each checkpoint of CHECKPOINTS the run has, on the test split: its metrics in the summary, its per-image CSV,
-    its W&B tables."""
+    its W&B tables; with trainer.test_tta also each with that test-time augmentation (summary.test_tta and
+    test_per_image_tta.csv ...), the plain test staying what summary.test holds."""
+    tta = t.cfg.trainer.test_tta
+    summary.tta = None if tta == "none" else tta
     for name in (c for c in CHECKPOINTS if run.checkpoint(c).is_file()):
         result = test_checkpoint(t, run, name)
         if name == "best":
@@ -119,6 +122,12 @@ def _test_checkpoints(t: Training, run: RunDir, summary: Summary, tracker: Wandb
             summary.test_of[name] = result.metrics()
         result.write_per_image(run.test_per_image_of(name))
         tracker.log_evaluation("test" if name == "best" else f"test_{name}", result)
+        if tta != "none":
+            result = test_pass(t, tta)
+            summary.test_tta[name] = result.metrics()
+            log.info("test (%s.pt, TTA %s): dice %.4f", name, tta, summary.test_tta[name]["dice"])
+            result.write_per_image(run.test_per_image_of(name, tta=True))
+            tracker.log_evaluation(("test" if name == "best" else f"test_{name}") + "_tta", result)
 
 
 def test_checkpoint(t: Training, run: RunDir, name: str) -> Evaluation:
@@ -134,11 +143,11 @@ def test_checkpoint(t: Training, run: RunDir, name: str) -> Evaluation:
     return result
 
 
-def test_pass(t: Training) -> Evaluation:
-    """The model as it is, on the whole test split, with the run's loss, threshold, batch size, precision and
-    test-time augmentation (`trainer.test_tta`)."""
+def test_pass(t: Training, tta: str = "none") -> Evaluation:
+    """The model as it is, on the whole test split, with the run's loss, threshold, batch size and precision, and
+    test-time augmentation `tta` (seg.inference.TTA_FLIPS)."""
     cfg = t.cfg
-    model = t.model if cfg.trainer.test_tta == "none" else Averaged([t.model], cfg.trainer.test_tta)
+    model = t.model if tta == "none" else Averaged([t.model], tta)
     return evaluate_dataset(
         model, t.datasets["test"], loss_fn=t.loss_fn, threshold=cfg.threshold, batch_size=cfg.data.batch_size,
         num_workers=cfg.data.num_workers, device=t.device, precision=t.precision,

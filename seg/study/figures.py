@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from seg.config import debug_limits
+from seg.files import save_figure
 from seg.study.results import Run, StudyRecord, cells, label_text, load_runs
 from seg.study.tables import write_tables
 from seg.viz import error_overlay, grayscale, overlay_legend, plt, with_outline
@@ -90,7 +91,7 @@ def plot_seed_curves(ablation: str, record: StudyRecord, runs: dict[str, Run], p
     axes[0][0].set_ylabel("val Dice")
     fig.suptitle(textwrap.fill(f"{ablation}: val Dice per epoch, one line per seed{note}", 45 * len(arms)),
                  fontsize=11, fontweight="bold")
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -123,7 +124,7 @@ def plot_qualitative(record: StudyRecord, runs: dict[str, Run], path: Path, note
                frameon=False)  # fmt: skip
     title = f"Study {record.name}: the same test images under every arm{note}"
     fig.suptitle(textwrap.fill(title, 16 * n_cols), fontsize=10, fontweight="bold")
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return True
 

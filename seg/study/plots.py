@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from seg.files import save_figure  # noqa: E402
 from seg.study.plan import Ablation  # noqa: E402
 from seg.study.results import Paired, Run  # noqa: E402
 from seg.study.stats import Verdict  # noqa: E402
@@ -55,7 +56,7 @@ def plot_comparisons(pairs: list[tuple[Paired, Verdict]], margin: float, metric:
     ax.set_title("Paired differences against the baseline (95% CIs unless a sequential design lowers alpha)" + note,
                  wrap=True)  # note: " (DEBUG RUN: ...)" for a smoke study
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -96,5 +97,5 @@ def plot_ablation(ab: Ablation, arms: dict[str, dict[str, list[Run]]], path: Pat
         boxes.grid(axis="y", alpha=0.3)
     fig.suptitle(f"{ab.name}: {ab.factor} (baseline {ab.baseline}){note}", wrap=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 from datetime import datetime
 from pathlib import Path
 
 from seg.errors import exit_on_user_error
+from seg.files import atomic_write_text
 from seg.markdown import markdown_table
 from seg.study.figures import debug_note, write_paper_outputs
 from seg.study.plan import Ablation
@@ -25,6 +25,8 @@ from seg.study.power import min_seeds
 from seg.study.results import STUDY_FILE, Paired, Run, StudyRecord, cells, load_runs, paired_comparisons
 from seg.study.rules import Rule, rule_from_settings
 from seg.study.stats import Verdict, judge
+from seg.study.tables import ci_text, mean_std
+from seg.study.tta import tta_section
 
 FAIL_DICE = 0.5
 """A test image "fails" in a run when its Dice is below this; the report lists images that fail in every seed."""
@@ -44,18 +46,6 @@ RULES = (
     "test assumes only exchangeable arms, but with n seeds cannot give p below 2/2^n. P(arm better) is the "
     "probability that the arm beats the baseline on a new seed. Training time is the sum of the runs' epoch times."
 )
-
-
-def mean_std(values: list[float], digits: int = 4) -> str:
-    """`mean ± std` over seeds ('' for none, the mean alone for one)."""
-    if not values:
-        return ""
-    text = f"{statistics.mean(values):.{digits}f}"
-    return text + (f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
-
-
-def _ci(ci: tuple[float, float] | None) -> str:
-    return "" if ci is None or math.isnan(ci[0]) else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"
 
 
 def judged_pairs(record: StudyRecord, runs: dict[str, Run], rule: Rule) -> tuple[list[Paired],
@@ -92,6 +82,7 @@ def write_report(study_dir: Path, budget_hours: float | None = None) -> Path:
             plot_comparisons(pairs, settings["margin"], settings["metric"], study_dir / "comparisons.png",
                              debug_note(runs))  # fmt: skip
             parts.append("![comparisons](comparisons.png)")
+    parts += tta_section(record, runs, rule)
     if pairs:
         parts += ["## Plan", *plan_lines(plan(pairs, record.jobs, runs), rule, budget_hours)]
     parts += _compute(record, runs)
@@ -102,7 +93,7 @@ def write_report(study_dir: Path, budget_hours: float | None = None) -> Path:
             parts += _ablation_section(ab, record, runs, [p for p in paired if p.ablation == ab.name], by_name,
                                        study_dir)  # fmt: skip
     report = study_dir / "report.md"
-    report.write_text("\n\n".join(p for p in parts if p) + "\n")
+    atomic_write_text(report, "\n\n".join(p for p in parts if p) + "\n")
     write_paper_outputs(study_dir, report)  # tables/*.csv and *.tex, qualitative.png, <ablation>_seeds.png
     return report
 
@@ -202,8 +193,8 @@ def _ablation_section(ab: Ablation, record: StudyRecord, runs: dict[str, Run], p
     for p in paired:
         v = verdicts.get(p.name)
         verdict_cells = ["", "", "", "", "", "", "", "not judged", ""] if v is None else [
-            f"{v.mean_diff:+.4f}", _ci(v.ci_seeds), _ci(v.ci_hierarchical), f"{v.p_value:.3g}", f"{v.p_holm:.3g}",
-            v.family,
+            f"{v.mean_diff:+.4f}", ci_text(v.ci_seeds), ci_text(v.ci_hierarchical), f"{v.p_value:.3g}",
+            f"{v.p_holm:.3g}", v.family,
             "" if math.isnan(v.p_superior) else f"{v.p_superior:.2f}", v.kind, v.seeds_needed or ""]  # fmt: skip
         comp_rows.append([p.name.split(": ", 1)[1], len(p.seeds), *verdict_cells])
     png = f"{ab.name}.png"

@@ -72,6 +72,7 @@ class Run:
     key: str
     run: RunDir
     checkpoint: str = "best"  # whose test Dice and per-image CSV are judged (study.checkpoint)
+    tta: bool = False  # judge its test with the run's test-time augmentation (trainer.test_tta; `with_tta`)
 
     @cached_property
     def summary(self) -> Summary | None:
@@ -84,7 +85,8 @@ class Run:
             summary = Summary.from_json(path.read_text())
         except (OSError, ValueError, KeyError, TypeError) as e:
             return self._untrusted(None, f"{path} is not a summary seg wrote ({type(e).__name__}: {e})")
-        problem = summary_problem(summary, path) or per_image_problem(self.run.test_per_image_of(self.checkpoint))
+        problem = summary_problem(summary, path) or per_image_problem(self.run.test_per_image_of(self.checkpoint,
+                                                                                                 self.tta))
         return summary if problem is None else self._untrusted(summary, problem)
 
     def _untrusted(self, summary: Summary | None, problem: str) -> Summary:
@@ -100,12 +102,18 @@ class Run:
         """test_dice (mean over test images) or best_val_dice of a completed run, else None."""
         if not self.completed:
             return None
-        return self.summary.test_dice_of(self.checkpoint) if metric == "test_dice" else self.summary.best_val_dice
+        if metric == "test_dice":
+            return self.summary.test_dice_of(self.checkpoint, self.tta)
+        return self.summary.best_val_dice
+
+    def with_tta(self) -> Run:
+        """The same run judged by its test with test-time augmentation (value None when it has none)."""
+        return Run(self.key, self.run, self.checkpoint, tta=True)
 
     @cached_property
     def per_image(self) -> dict[str, float] | None:
         """{test image: Dice} of a completed run (validated with its summary), or None without test_per_image.csv."""
-        csv = self.run.test_per_image_of(self.checkpoint)
+        csv = self.run.test_per_image_of(self.checkpoint, self.tta)
         if not self.completed or not csv.is_file():
             return None
         return {name: row[0] for name, row in read_per_image(csv).items()}
@@ -212,14 +220,14 @@ def paired_comparisons(ablations: list[Ablation], jobs: list[Job], runs: dict[st
             comparison = None
             if seeds:
                 a, b = [units[s][0] for s in seeds], [units[s][1] for s in seeds]
-                images = _image_arrays(a, b) if metric == "test_dice" else None
+                images = image_arrays(a, b) if metric == "test_dice" else None
                 comparison = Comparison(name, np.array([r.value(metric) for r in a]),
                                         np.array([r.value(metric) for r in b]), *(images or (None, None)))  # fmt: skip
             out.append(Paired(name, ab.name, stratum, arm, ab.baseline, seeds, comparison))
     return out
 
 
-def _image_arrays(arm: list[Run | FoldMean], base: list[Run | FoldMean]) -> tuple[np.ndarray, np.ndarray] | None:
+def image_arrays(arm: list[Run | FoldMean], base: list[Run | FoldMean]) -> tuple[np.ndarray, np.ndarray] | None:
     """(n_seeds, n_images) per-image Dice of both arms on the test images every run scored; None if a run has none."""
     tables = [r.per_image for r in arm + base]
     if any(t is None for t in tables):

@@ -7,11 +7,29 @@ the CSV, the .tex file and the W&B table of one report table share one name.
 from __future__ import annotations
 
 import csv
+import io
+import math
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
+from seg.files import atomic_write_text
+
 Table = tuple[str, list[str], list[list[Any]]]
+
+
+def mean_std(values: list[float], digits: int = 4) -> str:
+    """A report cell: `mean ± std` over seeds ('' for none, the mean alone for one)."""
+    if not values:
+        return ""
+    text = f"{statistics.mean(values):.{digits}f}"
+    return text + (f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
+
+
+def ci_text(ci: tuple[float, float] | None) -> str:
+    """A report cell: a CI as `[-0.0123, +0.0456]` ('' for none or NaN)."""
+    return "" if ci is None or math.isnan(ci[0]) else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"
 
 
 def markdown_tables(text: str) -> list[Table]:
@@ -60,9 +78,10 @@ def write_tables(report_md: Path, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for key, columns, rows in _raw_tables(report_md.read_text()):
-        with (out_dir / f"{key}.csv").open("w", newline="") as f:
-            csv.writer(f).writerows([columns, *rows])
-        (out_dir / f"{key}.tex").write_text(booktabs(columns, rows))
+        text = io.StringIO(newline="")
+        csv.writer(text).writerows([columns, *rows])
+        atomic_write_text(out_dir / f"{key}.csv", text.getvalue())
+        atomic_write_text(out_dir / f"{key}.tex", booktabs(columns, rows))
         written += [out_dir / f"{key}.csv", out_dir / f"{key}.tex"]
     return written
 

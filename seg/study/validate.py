@@ -136,7 +136,8 @@ def summary_problem(summary: Summary, path: Path) -> str | None:
             return f"{path}: {key}={value!r} is not a finite number >= 0"
     if summary.best_val_dice > 1:
         return f"{path}: best_val_dice={summary.best_val_dice!r} is not a Dice in [0, 1]"
-    tests = {"test": summary.test, **{f"test_of.{k}": v for k, v in (getattr(summary, "test_of", None) or {}).items()}}
+    tests = {"test": summary.test, **{f"{part}.{k}": v for part in ("test_of", "test_tta")
+                                      for k, v in (getattr(summary, part, None) or {}).items()}}  # fmt: skip
     for name, test in tests.items():
         if test is None:
             continue

@@ -1,0 +1,101 @@
+"""The study report's test-time augmentation section: test Dice without and with TTA, per arm, and the TTA effect.
+
+A study run with `trainer.test_tta=hflip|flips` on its command line passes it to every job; each run's test pass
+then also scores its checkpoints with that TTA (summary.json `test_tta`, test_per_image_tta.csv: seg.training).
+Evaluation only: the key leaves it out, so the runs are the same runs. Per arm, this section pairs each seed's test
+of study.checkpoint's weights with TTA against the same weights without, by seed and by test image, and judges
+the difference like the study's comparisons (seg.study.stats.judge under the study's rule and margin; its own Holm
+family). Runs tested without TTA (trained before it was set: a study command does not test completed runs again)
+are left out and counted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from seg.inference import TTA_FLIPS
+from seg.markdown import markdown_table
+from seg.study.results import FoldMean, Run, StudyRecord, by_seed, cells, image_arrays
+from seg.study.rules import Rule
+from seg.study.stats import Comparison, judge
+from seg.study.tables import ci_text, mean_std
+
+FAMILY = "the TTA comparisons"
+"""The Holm family of the TTA comparisons: one family of their own, judged apart from the arms' comparisons."""
+
+
+@dataclass
+class TtaArm:
+    """One arm's runs paired with themselves under TTA: `names` are every (ablation, stratum, arm) with these runs."""
+
+    names: list[str]
+    plain: list[Run | FoldMean]  # per seed: the runs without TTA (the mean over folds with study.fold_mode=every)
+    tta: list[Run | FoldMean]  # the same runs, judged by their test with TTA
+
+    def comparison(self, tta: str) -> Comparison:
+        images = image_arrays(self.tta, self.plain)
+        return Comparison(f"TTA {tta} vs none, {self.names[0]}", _values(self.tta), _values(self.plain),
+                          *(images or (None, None)))
+
+
+def _values(units: list[Run | FoldMean]) -> np.ndarray:
+    return np.array([u.value("test_dice") for u in units])
+
+
+def study_tta(runs: dict[str, Run]) -> str | None:
+    """The TTA most completed runs were tested with (trainer.test_tta), or None when no run was."""
+    names = Counter(r.summary.tta for r in runs.values() if r.completed and r.summary.tta
+                    and r.with_tta().value("test_dice") is not None)  # fmt: skip
+    return names.most_common(1)[0][0] if names else None
+
+
+def tta_arms(record: StudyRecord, runs: dict[str, Run], tta: str) -> list[TtaArm]:
+    """Each arm (once per set of runs: an arm shared by ablations is one) with its seeds tested with `tta`."""
+    has = {k for k, r in runs.items() if r.completed and r.summary.tta == tta and r.with_tta().value("test_dice")
+           is not None}  # fmt: skip
+    arms: dict[tuple[str, ...], TtaArm] = {}
+    for (ablation, stratum, arm), cell in cells(record.jobs).items():
+        plain, with_tta = [], []
+        for _, folds in sorted(by_seed(cell).items()):
+            keys = [k for k in folds.values() if k in has]
+            if keys == [folds.get(None)]:
+                plain.append(runs[keys[0]])
+                with_tta.append(runs[keys[0]].with_tta())
+            elif keys:
+                plain.append(FoldMean([runs[k] for k in keys]))
+                with_tta.append(FoldMean([runs[k].with_tta() for k in keys]))
+        if plain:
+            ids = tuple(sorted(k for k in set(cell.values()) if k in has))
+            name = f"{ablation}: {arm}" + (f" ({stratum})" if stratum else "")
+            arms.setdefault(ids, TtaArm([], plain, with_tta)).names.append(name)
+    return list(arms.values())
+
+
+def tta_section(record: StudyRecord, runs: dict[str, Run], rule: Rule) -> list[str]:
+    """The report's lines: a heading, what was done, and per arm test Dice without / with TTA and the judged
+    difference; [] when no run was tested with TTA."""
+    tta = study_tta(runs)
+    if tta is None:
+        return []
+    arms = tta_arms(record, runs, tta)
+    rule = replace(rule, family="ablation")  # the groups given below: one family
+    verdicts = judge([a.comparison(tta) for a in arms], record.settings["margin"], rule, [FAMILY] * len(arms))
+    completed = [r for r in runs.values() if r.completed]
+    tested = sum(r.summary.tta == tta and r.with_tta().value("test_dice") is not None for r in completed)
+    rows = [["; ".join(a.names), len(a.plain), mean_std(list(_values(a.plain))), mean_std(list(_values(a.tta))),
+             f"{v.mean_diff:+.4f}", ci_text(v.ci_seeds), ci_text(v.ci_hierarchical), f"{v.p_value:.3g}",
+             f"{v.p_holm:.3g}", v.kind, v.seeds_needed or ""] for a, v in zip(arms, verdicts)]  # fmt: skip
+    left_out = len(completed) - tested
+    return [f"## Test-time augmentation (`trainer.test_tta={tta}`)",
+            f"{tested} of {len(completed)} completed runs also tested {record.checkpoint}.pt with TTA {tta} "
+            f"({len(TTA_FLIPS[tta])} views: each view's probabilities flipped back and averaged). Per arm, its test "
+            "Dice without and with TTA (mean ± std over seeds) and the difference TTA − none, paired by seed and "
+            f"test image and judged like the comparisons (margin ± {record.settings['margin']:g}; "
+            f"{rule.describe(len(arms), FAMILY)}). TTA is evaluation only: it leaves a run's key unchanged"
+            + (f"; {left_out} run{'s' * (left_out > 1)} tested without it (a study command does not test completed "
+               "runs again) left out" if left_out else "") + ".",
+            markdown_table(["arm", "seeds", "test Dice", f"test Dice, TTA {tta}", "mean Δ (TTA − none)", "CI (seeds)",
+                            "CI (seeds, images)", "p", "adjusted p", "verdict", "seeds needed"], rows)]  # fmt: skip
