@@ -4,9 +4,11 @@ an aborted search refused in one line."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -28,7 +30,8 @@ from seg.schema import PruningConfig
 from seg.sweep.pruning import TrialPruner
 from seg.sweep.space import search_space, shared_settings
 from seg.sweep.storage import INTERRUPTED, SETTINGS, WORKER, counted_trials, fail_stale, open_storage
-from seg.sweep.trials import compute_saved, job_outcome
+from seg.sweep.trial_table import SWEEP_DIR
+from seg.sweep.trials import compute_saved, job_outcome, write_results
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 LR = "optimizer.lr"
@@ -176,6 +179,10 @@ def test_clearly_worse_trial_is_pruned_by_the_chosen_pruner(tmp_path: Path, cli_
     assert summary["status"] == "pruned" and summary["epochs"] == 1
     compute = OmegaConf.load(sweep / "optimization_results.yaml").compute
     assert compute.epochs_trained == 1 and compute.epochs_without_pruning == 3 and compute.pruned == 1
+    # the summary is the study's (written by the search, left alone by the sweep callback): the trials added
+    # before this call first, without a folder, then this call's pruned one
+    rows = [line.split(" | ") for line in (sweep / "summary.md").read_text().splitlines() if line.startswith("| ")]
+    assert [r[0] for r in rows[1:]] == ["| 0", "| 1", "| 2", "| 3"] and rows[4][1:4] == [sweep.name, "3", "pruned"]
 
 
 def good_trial(epochs: int, value: float = 0.99, **kwargs: object) -> optuna.trial.FrozenTrial:
@@ -290,3 +297,82 @@ def job_return(tmp_path: Path, value: object, status: str | None, job_status: Jo
 )
 def test_job_outcome_guards(tmp_path: Path, value, status, job_status, expected) -> None:
     assert job_outcome(job_return(tmp_path, value, status, job_status)) == expected
+
+
+def test_the_summary_covers_every_trial_of_the_study_over_its_calls(tmp_path: Path) -> None:
+    """Trials of two calls (sweep folders) of one search, and one added without a folder: summary.md lists all
+    of them with their call and job, best val Dice first, the shared overrides once, lr to 3 significant digits."""
+    first, second = tmp_path / "multirun" / "lr_optuna" / "2026-01-01_10-00-00", tmp_path / "multirun" / "lr_optuna" / "2026-01-02_10-00-00"  # noqa: E501
+
+    def trial(sweep: Path | None, number: int, lr: float, state: TrialState, value: float | None,
+              *extra: str, **attrs: object) -> optuna.trial.FrozenTrial:  # fmt: skip
+        job = None if sweep is None else sweep / str(number)
+        if job is not None:
+            (job / ".hydra").mkdir(parents=True)
+            overrides = ["debug=smoke", "trainer.epochs=3", f"{LR}={lr!r}", f"pruning.trial={number}", *extra]
+            (job / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))
+            if state in (TrialState.COMPLETE, TrialState.PRUNED):
+                status = Status.COMPLETED if state == TrialState.COMPLETE else Status.PRUNED
+                RunDir(job).write_summary(Summary(status, str(job), best_val_dice=value, epochs=3, seconds=9.87,
+                                                  test={"dice": value - 0.01}))  # fmt: skip
+                attrs["run_dir"] = str(job)
+            attrs[SWEEP_DIR] = str(sweep)
+        return create_trial(params={LR: lr}, distributions={LR: LR_RANGE}, value=value, state=state,
+                            intermediate_values={1: value} if value is not None else {}, user_attrs=attrs)  # fmt: skip
+
+    study = optuna.create_study(study_name="lr_optuna", direction="maximize")
+    for t in [trial(first, 0, 1.2345678e-4, TrialState.COMPLETE, 0.70),
+              trial(first, 1, 3e-3, TrialState.PRUNED, 0.40),
+              trial(second, 2, 9.8765e-4, TrialState.COMPLETE, 0.80, "logger=none"),
+              trial(second, 3, 1e-2, TrialState.FAIL, None, "logger=none"),
+              trial(None, 4, 2e-5, TrialState.COMPLETE, 0.75),
+              trial(second, 5, 5e-5, TrialState.FAIL, None, **{INTERRUPTED: True})]:  # fmt: skip
+        study.add_trial(t)
+    (tmp_path / "elsewhere.md").write_text("not the summary's")
+    (second / "summary.md").symlink_to(tmp_path / "elsewhere.md")  # planted: replaced, never written through
+    results = write_results(study, second, epochs_per_trial=3, pruner="median", storage=storage_url(tmp_path))
+    assert (tmp_path / "elsewhere.md").read_text() == "not the summary's" and not (second / "summary.md").is_symlink()
+
+    text = (second / "summary.md").read_text()
+    header, *rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ")]
+    assert header[:5] == ["| trial", "call", "job", "status", LR] and header[-1] == "other overrides |"
+    assert [r[0] for r in rows] == ["| 2", "| 4", "| 0", "| 1", "| 3", "| 5"], "best val Dice first, the rest last"
+    assert rows[0][1:7] == [second.name, "2", "completed", "0.000988", "0.8000", "0.7900"]
+    assert rows[1][1:5] == ["", "", "completed", "2e-05"], "a trial without a folder (an older seg) is listed"
+    assert rows[2][1:5] == [first.name, "0", "completed", "0.000123"] and rows[3][3] == "pruned"
+    assert [rows[4][3], rows[5][3]] == ["failed", "interrupted"] and rows[4][2] == "3", "a job that wrote nothing"
+    assert "Every trial: `debug=smoke trainer.epochs=3`" in text and "pruning.trial" not in text
+    assert [r[-1] for r in rows] == ["logger=none |", " |", " |", " |", "logger=none |", " |"]
+    assert "6 trials over 2 calls of the search (this one is 2026-01-02_10-00-00)" in text
+    with (second / "summary.csv").open(newline="") as f:
+        assert [float(r[LR]) for r in csv.DictReader(f)][:3] == [9.8765e-4, 2e-5, 1.2345678e-4], "exact in the CSV"
+    assert results["calls"] == {str(first): [0, 1], str(second): [2, 3, 5]}
+    assert OmegaConf.load(second / "optimization_results.yaml").calls[str(first)] == [0, 1]
+
+
+def test_importances_are_drawn_and_a_failing_plot_is_left_out(tmp_path: Path, monkeypatch, caplog) -> None:
+    from optuna.distributions import CategoricalDistribution
+
+    from seg.sweep import plots
+
+    study = optuna.create_study(direction="maximize")
+    for n, lr in enumerate([1e-4, 3e-4, 1e-3, 3e-3, 5e-3]):
+        params = {LR: lr, "loss": ["bce", "dice"][n % 2]}
+        dists = {LR: LR_RANGE, "loss": CategoricalDistribution(["bce", "dice"])}
+        study.add_trial(create_trial(params=params, distributions=dists, value=0.5 + lr * 50 + 0.01 * (n % 2)))
+    monkeypatch.setattr(plots, "_slice", lambda study: 1 / 0)
+    written = {p.name for p in plots.plot_study(study, tmp_path)}
+    assert "optuna_importances.png" in written and "optuna_history.png" in written
+    assert "optuna_slice.png" not in written and "optuna_slice.png left out: drawing it failed" in caplog.text
+
+
+def test_a_search_writes_where_the_one_layout_says() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from seg.config import CONF_DIR, register
+
+    register()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", ["hparams_search=lr_optuna", "paths.output_dir=/o"], return_hydra_config=True)
+    assert cfg.hydra.sweeper.storage == "sqlite:////o/optuna/lr_optuna.db"
+    assert re.fullmatch(r"/o/multirun/lr_optuna/\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", cfg.hydra.sweep.dir)

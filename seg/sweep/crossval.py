@@ -8,13 +8,13 @@ sweep (called by seg.sweep.callbacks.SweepSummary).
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
+from seg.files import atomic_write_text
 from seg.markdown import fmt, markdown_table
-from seg.sweep.results import JobResult
+from seg.sweep.results import JobResult, csv_text
 
 __all__ = ["FOLD_KEY", "write_cv_summary"]
 
@@ -50,10 +50,8 @@ def write_cv_summary(sweep_dir: Path, jobs: list[JobResult]) -> str | None:
             f"- test Dice: {_mean_sd([j.test_dice for j in members])}\n\n"
             + markdown_table(CV_COLUMNS[1:], [r[1:] for r in group_rows])
         )
-    with (sweep_dir / "cv_summary.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(CV_COLUMNS)
-        writer.writerows([[fmt(c) for c in r] for r in rows])
+    table = [dict(zip(CV_COLUMNS, map(fmt, r))) for r in rows]
+    atomic_write_text(sweep_dir / "cv_summary.csv", csv_text(CV_COLUMNS, table))
     text = f"# Cross-validation over {FOLD_KEY} ({sweep_dir})\n\n" + "\n\n".join(sections) + "\n"
-    (sweep_dir / "cv_summary.md").write_text(text)
+    atomic_write_text(sweep_dir / "cv_summary.md", text)
     return text

@@ -9,8 +9,12 @@ where they do the job, with the pruned trials added and marked:
   dashed ending in a cross where they stopped (a trial pruned after one epoch is a cross, never an invisible dot),
   the best trial highlighted, the y range fitted to the data;
 - optuna_parallel_coordinate.png: the searched parameters of every completed trial against val Dice (Optuna's);
-- optuna_importances.png: Optuna's parameter importances (fANOVA, which needs scikit-learn; without it, or with
-  fewer than 2 parameters or 3 completed trials, it is left out with a log line).
+- optuna_importances.png: each parameter's share of the importance for val Dice, by Optuna's mean decrease in
+  impurity evaluator (a random forest of scikit-learn, a dependency of seg; Optuna 2.10's default fANOVA evaluator
+  fails on NumPy 2); left out, with a log line, with fewer than 2 parameters or 3 completed trials, or when
+  the completed trials' val Dice are all equal.
+
+A plot that fails is left out with a warning: the search's results never depend on its pictures.
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ import optuna  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 from optuna.distributions import LogUniformDistribution  # noqa: E402
+from optuna.importance import MeanDecreaseImpurityImportanceEvaluator  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 from optuna.visualization import matplotlib as optuna_plots  # noqa: E402
+
+from seg.files import save_figure  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -47,25 +54,34 @@ def plot_study(study: optuna.Study, sweep_dir: Path) -> list[Path]:
         "optuna_parallel_coordinate.png": _parallel_coordinate, "optuna_importances.png": _importances,
     }  # fmt: skip
     written = []
+    for name, plot in plots.items():
+        if not _complete(study) and name != "optuna_intermediate_values.png":
+            continue
+        try:
+            if _draw(study, plot, sweep_dir / name):
+                written.append(sweep_dir / name)
+        except Exception as e:  # noqa: BLE001 -- Optuna's or matplotlib's, on a study shape they do not handle
+            log.warning("%s left out: drawing it failed (%s: %s)", name, type(e).__name__, e)
+        finally:
+            plt.close("all")
+    return written
+
+
+def _draw(study: optuna.Study, plot: Callable[[optuna.Study], object], path: Path) -> bool:
+    """Draw one plot and save it to `path`; False when it has nothing to show."""
     with warnings.catch_warnings():  # optuna.visualization.matplotlib is "experimental" in optuna 2.x
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        for name, plot in plots.items():
-            if not _complete(study) and name != "optuna_intermediate_values.png":
-                continue
-            axes = plot(study)
-            if axes is None:
-                continue
-            axes = np.atleast_1d(axes).ravel()
-            fig = axes[0].figure
-            if not any(ax.has_data() for ax in axes):
-                plt.close(fig)
-                continue
-            if len(fig.axes) == len(axes):  # tight_layout would pull Optuna's colour bar over the plots
-                fig.tight_layout()
-            fig.savefig(sweep_dir / name, dpi=100, bbox_inches="tight")
-            plt.close(fig)
-            written.append(sweep_dir / name)
-    return written
+        axes = plot(study)
+    if axes is None:
+        return False
+    axes = np.atleast_1d(axes).ravel()
+    fig = axes[0].figure
+    if not any(ax.has_data() for ax in axes):
+        return False
+    if len(fig.axes) == len(axes):  # tight_layout would pull Optuna's colour bar over the plots
+        fig.tight_layout()
+    save_figure(fig, path, dpi=100, bbox_inches="tight")
+    return True
 
 
 def _complete(study: optuna.Study) -> list[FrozenTrial]:
@@ -223,13 +239,21 @@ def _parallel_coordinate(study: optuna.Study):
 def _importances(study: optuna.Study):
     params = {p for t in _complete(study) for p in t.params}
     if len(params) < 2 or len(_complete(study)) < 3:
+        log.info("optuna_importances.png left out: it needs 2 searched parameters and 3 completed trials")
         return None
-    try:
-        import sklearn  # noqa: F401 -- Optuna's fANOVA evaluator needs it
-    except ImportError:
-        log.info("optuna_importances.png left out: Optuna's parameter importances need scikit-learn "
-                 "(pip install scikit-learn)")  # fmt: skip
+    importances = optuna.importance.get_param_importances(
+        study, evaluator=MeanDecreaseImpurityImportanceEvaluator(seed=0)
+    )  # drawn here: Optuna 2.10's plot_param_importances needs matplotlib.cm.get_cmap, gone from matplotlib 3.9
+    names, shares = list(importances)[::-1], list(importances.values())[::-1]  # the most important on top
+    if not sum(shares) > 0:
+        log.info("optuna_importances.png left out: the completed trials' %s are all equal", METRIC)
         return None
-    ax = optuna_plots.plot_param_importances(study)
-    ax.set_title(f"importance of each searched parameter for {METRIC} (fANOVA)")
+    fig, ax = plt.subplots(figsize=(7.5, 1.6 + 0.5 * len(names)))
+    bars = ax.barh(names, shares, color=BLUE)
+    ax.bar_label(bars, labels=[f"{v:.0%}" for v in shares], padding=3, fontsize=9)
+    ax.set_xlim(0, min(1.0, max(shares) * 1.2 + 0.05))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set(xlabel=f"importance for {METRIC} (shares sum to 100%)",
+           title=f"importance of each searched parameter ({len(_complete(study))} completed trials)\n"
+                 "mean decrease in impurity of a random forest (Optuna's evaluator)")  # fmt: skip
     return ax

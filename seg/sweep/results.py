@@ -6,10 +6,12 @@ Shared by the end-of-sweep summary (callbacks.py), the Optuna sweeper and `pytho
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seg.files import atomic_write_text
 from seg.markdown import fmt, markdown_table
 from seg.rundir import RunDir, Status, Summary
 
@@ -88,15 +90,25 @@ def _job_number(job_dir: Path) -> int | str:
     return int(job_dir.name) if job_dir.name.isdigit() else job_dir.name
 
 
+def summary_paths(sweep_dir: Path) -> tuple[Path, Path]:
+    """summary.csv and summary.md of a sweep directory (an Optuna search's: seg/sweep/trial_table.py)."""
+    return sweep_dir / "summary.csv", sweep_dir / "summary.md"
+
+
+def csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """`rows` as CSV text under the header `columns` (keys not in it are left out)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
 def write_sweep_summary(sweep_dir: Path, jobs: list[JobResult]) -> tuple[Path, Path]:
     """Write summary.csv and summary.md (one row per job) into `sweep_dir`; returns their paths."""
-    csv_path, md_path = sweep_dir / "summary.csv", sweep_dir / "summary.md"
-    rows = [job.row() for job in jobs]
-    with csv_path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, SUMMARY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    md_path.write_text(summary_markdown(sweep_dir, jobs))
+    csv_path, md_path = summary_paths(sweep_dir)
+    atomic_write_text(csv_path, csv_text(SUMMARY_COLUMNS, [job.row() for job in jobs]))
+    atomic_write_text(md_path, summary_markdown(sweep_dir, jobs))
     return csv_path, md_path
 
 

@@ -16,8 +16,9 @@ What it changes, and why:
   FAIL, and the search stops when more than `max_failure_rate * n_trials` of this worker's trials failed.
 - Pruning: each job gets `pruning.trial=<number>`, reports val Dice per epoch to its trial and stops when the
   study's pruner says so (seg/sweep/pruning.py); a job whose summary.json says pruned is told PRUNED.
-- Results: optimization_results.yaml and Optuna's plots in the sweep directory (seg/sweep/trials.py). Job
-  directories are named by trial number, so that workers sharing a sweep directory never share a job's.
+- Results: optimization_results.yaml, summary.md/csv and Optuna's plots in the sweep directory, over every trial of
+  the study, whichever call or worker ran it (seg/sweep/trials.py). Job directories are named by trial number, so
+  that workers sharing a sweep directory never share a job's; each trial records its call's sweep directory.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from seg.sweep.storage import (
     study_lock,
     worker_id,
 )
+from seg.sweep.trial_table import SWEEP_DIR
 from seg.sweep.trials import tell, write_results
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,7 @@ class ResumableSearch(OptunaSweeperImpl):
         try:
             self._work()
         finally:
-            write_results(self._load(), Path(self.sweep_dir), self.epochs, self.pruner_name)
+            write_results(self._load(), Path(self.sweep_dir), self.epochs, self.pruner_name, self.storage)
 
     def _work(self) -> None:
         """Keep up to `slots` trials running until the study has n_trials counted ones (module docstring)."""
@@ -172,6 +174,7 @@ class ResumableSearch(OptunaSweeperImpl):
                 self.rdb.record_heartbeat(trial._trial_id)  # before WORKER: see study.fail_stale
             heartbeats.add(trial._trial_id)
             trial.set_user_attr(WORKER, worker_id())
+            trial.set_user_attr(SWEEP_DIR, str(Path(self.sweep_dir).resolve()))
         self.overrides[trial.number] = self._configure_trials([trial], self.distributions, self.fixed)[0]
         return trial
 

@@ -2,8 +2,9 @@
 
 - `job_outcome`/`tell`: a job whose summary.json says pruned is PRUNED; one that raised, wrote status failed (e.g.
   NaN loss) or returned a non-finite value is FAIL; otherwise COMPLETE with its best val Dice.
-- `write_results`: optimization_results.yaml (best parameters, trials by state, compute saved by pruning) and
-  Optuna's plots in the sweep directory, over all trials of the study.
+- `write_results`: optimization_results.yaml (best parameters, trials by state and by call, compute saved by
+  pruning), summary.md/csv (seg/sweep/trial_table.py) and Optuna's plots in this call's sweep directory, over all
+  trials of the study (every call so far).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from seg.files import atomic_write
+from seg.files import atomic_write_text
 from seg.rundir import RunDir, Status, Summary
 from seg.sweep.plots import plot_study
+from seg.sweep.trial_table import trial_rows, write_trial_table
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,11 @@ def _job_summary(ret: JobReturn) -> Summary | None:
     return RunDir(Path(ret.hydra_cfg.hydra.runtime.output_dir)).read_summary()
 
 
-def write_results(study: optuna.Study, sweep_dir: Path, epochs_per_trial: int, pruner: str) -> dict[str, Any]:
-    """optimization_results.yaml and Optuna's plots in `sweep_dir`, over all trials of the study."""
+def write_results(
+    study: optuna.Study, sweep_dir: Path, epochs_per_trial: int, pruner: str, storage: str | None = None
+) -> dict[str, Any]:
+    """optimization_results.yaml, summary.md/csv and Optuna's plots in `sweep_dir` (this call's folder), over all
+    trials of the study; `storage`: its URL, for summary.md."""
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     results: dict[str, Any] = {
@@ -91,13 +96,24 @@ def write_results(study: optuna.Study, sweep_dir: Path, epochs_per_trial: int, p
         log.info("Best trial %d: val Dice %.4f with %s", best.number, best.value,
                  " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()))
     results["trials"] = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState if s.is_finished()}
+    results["calls"] = calls(study)
     results["pruner"] = pruner
     results["compute"] = compute_saved(trials, epochs_per_trial)
     log.info("%s", pruning_sentence(results["compute"], pruner))
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(results)).encode())
+    atomic_write_text(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(results)))
+    _, md_path = write_trial_table(study, sweep_dir, storage)
+    log.info("Study summary (%d trials, every call so far): %s", len(trials), md_path)
     plot_study(study, sweep_dir)
     return results
+
+
+def calls(study: optuna.Study) -> dict[str, list[int]]:
+    """{sweep folder of a call: the numbers of the trials it ran}, for the trials whose folder is known."""
+    found: dict[str, list[int]] = {}
+    for row in sorted(trial_rows(study), key=lambda r: r.trial.number):
+        if row.job_dir is not None:
+            found.setdefault(str(row.job_dir.parent), []).append(row.trial.number)
+    return found
 
 
 def compute_saved(trials: list[FrozenTrial], epochs_per_trial: int) -> dict[str, float]:
