@@ -16,6 +16,7 @@ from seg.schema import StudyConfig
 from seg.study.plan import Job, expand, load_ablations, run_key
 from seg.study.results import cells, load_runs
 from seg.study.variance import TOGETHER, source_spreads, variance_lines
+from seg.study.wandb_runs import name_jobs
 
 SMALL = ["debug=smoke", "data=synthetic", "logger=none"]
 
@@ -61,6 +62,13 @@ def test_vary_adds_one_source_at_a_time_and_leaves_the_other_runs_alone() -> Non
     assert job.overrides[-2:] == ("seed=0", "seeds.order=1")
     assert "seeds.init" not in result_items(compose_config("data=synthetic")), "unset seeds keep old run keys"
     assert run_key(compose_config(*job.overrides)) == job.key
+    named = name_jobs(varied, ablations, "ablations", lambda o: compose_config(*o))
+    names = {j.key: next(o.split("=", 1)[1] for o in j.overrides if o.startswith("logger.run_name=")) for j in named}
+    assert len(set(names.values())) == len(names), "one W&B name per run: a varied source is told apart from a seed"
+    assert names[job.key] == "'unet-s0-order1'" and sorted(names.values())[:4] == ["'resnet34_unet-s0'",
+                                                                                   "'resnet34_unet-s0-init1'",
+                                                                                   "'resnet34_unet-s0-order1'",
+                                                                                   "'resnet34_unet-s1'"]  # fmt: skip
 
 
 def test_each_source_gets_its_share_of_the_spread(tmp_path: Path) -> None:

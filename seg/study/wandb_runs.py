@@ -25,7 +25,8 @@ def name_jobs(jobs: list[Job], ablations: list[Ablation], group: str, compose: C
     """`jobs` with the W&B overrides of their run added: its name (arm + seed), the study's group and its tags.
 
     The name reads every varied key (factors and strata of all ablations, in config order) from the run's config,
-    so a run shared by two ablations has one name; `compose` runs once per arm (the seed only adds `-s<seed>`)."""
+    so a run shared by two ablations has one name; `compose` runs once per arm (the seed only adds `-s<seed>`, a
+    study.vary run `-s<base seed>-<source><seed>`)."""
     varied = _varied_keys(ablations)
     names: dict[tuple[str, ...], str] = {}
     tags: dict[str, list[str]] = {}
@@ -35,9 +36,7 @@ def name_jobs(jobs: list[Job], ablations: list[Ablation], group: str, compose: C
         if arm not in by_arm:
             by_arm[arm] = compose(list(job.overrides))
         cfg = by_arm[arm]
-        fold = [] if job.fold is None else [name_part("fold", job.fold)]  # study.fold_mode=every
-        names[job.overrides] = "-".join([*(name_part(k, _value(cfg, k)) for k in varied), name_part("seed", job.seed),
-                                         *fold])  # fmt: skip
+        names[job.overrides] = "-".join([*(name_part(k, _value(cfg, k)) for k in varied), *_seeding(job)])
         factor = next(a.factor for a in ablations if a.name == job.ablation)
         served = [job.ablation, f"{factor}={job.arm}", *job.stratum.split(), *(["debug"] if debug_limits(cfg) else [])]
         tags[job.key] = list(dict.fromkeys([*tags.get(job.key, []), *served]))
@@ -47,6 +46,19 @@ def name_jobs(jobs: list[Job], ablations: list[Ablation], group: str, compose: C
     return [dataclasses.replace(job, overrides=(*job.overrides, *tracking_overrides(first[job.key], group,
                                                                                        tags[job.key])))
             for job in jobs]  # fmt: skip
+
+
+def _seeding(job: Job) -> list[str]:
+    """The seed part of a run's name: `s1`; `s1-fold2` (study.fold_mode=every); for a run of study.vary that seeds
+    one source alone, the base seed then that source's seed, `s0-init3` (seed=0 seeds.init=3), so that it is told
+    apart from the ordinary run of seed 3."""
+    if job.fold is not None:
+        return [name_part("seed", job.seed), name_part("fold", job.fold)]
+    varied = f"seeds.{job.source}"
+    given = dict(o.split("=", 1) for o in job.overrides if "=" in o)
+    if job.source is None or varied not in given:  # an ordinary run; or the base seed's own, shared
+        return [name_part("seed", job.seed)]
+    return [name_part("seed", given["seed"]), name_part(varied, given[varied])]
 
 
 def tracking_overrides(name: str, group: str, tags: list[str]) -> list[str]:
