@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from seg.config import typed_config
+from seg.data.inspect import inspect
 from seg.data.inspect import main as inspect_main
 from seg.data.synthetic import write_folder_dataset
 from seg.errors import ConfigError
@@ -173,6 +174,12 @@ def test_inspect_prints_the_fingerprint_and_stops_without_foreground(
     fp = json.loads(written.read_text())
     assert fp["images"] == {"train": 11, "val": 2, "test": 3} and set(fp["mask_value_pixels"]) == {"0", "255"}
     assert 0 < fp["foreground_fraction"]["min"] <= fp["foreground_fraction"]["max"] < 1
+    outside = tmp_path / "outside.json"  # a link planted where the fingerprint goes is replaced, not written through
+    outside.write_text("keep")
+    written.unlink()
+    written.symlink_to(outside)
+    assert inspect(["data=folder", f"data.root={folder_root}", f"paths.root_dir={tmp_path}"])[1] == written
+    assert not written.is_symlink() and json.loads(written.read_text()) == fp and outside.read_text() == "keep"
 
     empty = tmp_path / "empty"
     (empty / "images").mkdir(parents=True)
@@ -190,3 +197,4 @@ def test_inspect_prints_the_fingerprint_and_stops_without_foreground(
     assert stopped.returncode == 2 and "Traceback" not in stopped.stderr, stopped.stderr[-2000:]
     assert stopped.stderr.strip().splitlines()[-1].startswith(f"error: no training mask of {empty} (1 images) "
                                                               "holds any foreground"), stopped.stderr[-2000:]
+

@@ -17,6 +17,7 @@ from seg.data.build import dataset_splits, layout_kwargs
 from seg.data.fingerprint import compute, describe, fingerprint_path
 from seg.data.validate import stat_check
 from seg.errors import exit_on_user_error
+from seg.files import atomic_write_text
 
 __all__ = ["main", "inspect"]
 
@@ -40,8 +41,7 @@ def inspect(overrides: list[str]) -> tuple[dict, Path]:
         bad += missing
     fp = compute(layout, present, bad)
     path = fingerprint_path(Path(cfg.paths.cache_dir), layout)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(fp, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(fp, indent=1) + "\n")  # rendered again on every call: replaced, never followed
     return fp, path
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from seg.data.images import read_trimap
 from seg.data.layout import Listing
 from seg.errors import ConfigError, SegError
+from seg.files import atomic_write_text
 
 __all__ = [
     "DatasetNotFoundError", "SplitListError", "OxfordLayout", "image_path", "trimap_path", "read_split_list",
@@ -164,5 +165,5 @@ def export_folder(root: Path, out: Path, splits: dict[str, list[str]]) -> Path:
             (out / "images" / f"{name}.jpg").symlink_to(image_path(root, name).resolve())
             trimap = np.asarray(Image.open(trimap_path(root, name)))
             Image.fromarray(np.where(trimap == 2, 0, 255).astype(np.uint8)).save(out / "masks" / f"{name}.png")
-        (out / f"{split}.txt").write_text("".join(f"{n}\n" for n in names))
+        atomic_write_text(out / f"{split}.txt", "".join(f"{n}\n" for n in names))
     return out
