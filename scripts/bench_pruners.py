@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from seg.rundir import MULTIRUN, OPTUNA
+
 REPO = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = (REPO / ".." / "shared" / "data" / "oxford-iiit-pet-sample").resolve()
 PRUNERS = ("none", "median", "successive_halving", "hyperband")
@@ -46,7 +48,7 @@ def run_search(args: argparse.Namespace, pruner: str, seed: int) -> dict[str, An
     if args.limit:
         overrides.append(f"data.limit={args.limit}")
     overrides += args.overrides
-    db = out / "optuna" / f"{study}.db"
+    db = out / OPTUNA / f"{study}.db"  # the default storage of hparams_search (seg.rundir.optuna_storage_for)
     if db.exists():
         sys.exit(f"error: {db} exists (an earlier bench): pass another --out, or remove it to measure again")
     env = {**os.environ, "PYTHONHASHSEED": "0", "WANDB_MODE": "disabled"}
@@ -56,7 +58,7 @@ def run_search(args: argparse.Namespace, pruner: str, seed: int) -> dict[str, An
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"error: the {pruner} search (seed {seed}) failed:\n{proc.stderr[-2000:]}")
-    [results_file] = (out / "multirun" / study).glob("*/optimization_results.yaml")
+    [results_file] = (out / MULTIRUN / study).glob("*/optimization_results.yaml")
     results = yaml.safe_load(results_file.read_text())
     compute = results["compute"]
     print(f"{pruner:>18} seed {seed}: best val Dice {results['best_value']:.4f}, {compute['epochs_trained']} epochs, "

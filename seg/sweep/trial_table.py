@@ -52,7 +52,7 @@ class TrialRow:
     @property
     def status(self) -> str:
         if self.trial.user_attrs.get(INTERRUPTED):
-            return "interrupted"  # its worker stopped; the parameters ran again as a later trial
+            return Status.INTERRUPTED.value  # its worker stopped; the parameters ran again as a later trial
         return STATES.get(self.trial.state, self.trial.state.name.lower())
 
     @property

@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from seg.files import atomic_write_text
 from seg.rundir import RunDir, Status, Summary
 from seg.sweep.plots import plot_study
-from seg.sweep.trial_table import trial_rows, write_trial_table
+from seg.sweep.trial_table import TrialRow, write_trial_table
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,10 @@ def write_results(
 def calls(study: optuna.Study) -> dict[str, list[int]]:
     """{sweep folder of a call: the numbers of the trials it ran}, for the trials whose folder is known."""
     found: dict[str, list[int]] = {}
-    for row in sorted(trial_rows(study), key=lambda r: r.trial.number):
-        if row.job_dir is not None:
-            found.setdefault(str(row.job_dir.parent), []).append(row.trial.number)
+    for trial in study.get_trials(deepcopy=False):
+        job_dir = TrialRow(trial, None).job_dir
+        if job_dir is not None:
+            found.setdefault(str(job_dir.parent), []).append(trial.number)
     return found
 
 
