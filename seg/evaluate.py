@@ -6,8 +6,10 @@ averages the models' probabilities; `tta=hflip|flips` averages over flipped view
 Uses the checkpoint's own settings (image size, trimap border rule, threshold, loss) unless a key is set on
 purpose, builds only the split it scores, and scores it with the same function as train's test after fit.
 Writes into `<run>/eval/<split>_<time>/` (or `<paths.output_dir>/eval/...` for a checkpoint outside the output
-directory): results.json, results.md, per_image.csv (Dice, TP, FP, FN per image) and examples.png. With the
-checkpoint's `logger=wandb`, the evaluation is also a W&B run (job_type eval) in its training run's group.
+directory): results.json, results.md, per_image.csv (Dice, TP, FP, FN per image) and examples.png, each created
+new: a folder that already holds one of them (an earlier evaluation, a symlink) is refused before any work, and no
+output is written through a symlink. With the checkpoint's `logger=wandb`, the evaluation is also a W&B run
+(job_type eval) in its training run's group.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from seg.engine.tracking import track_evaluation
 from seg.ensemble import checkpoint_paths, load_members
 from seg.errors import SegError, exit_on_user_error
 from seg.eval_settings import describe_sources, inherited_limits, setting_sources
+from seg.files import OutputExists, write_new
 from seg.inference import predict_probs
 from seg.rundir import remove_if_unused
 from seg.schema import LOSSES, EvaluateConfig, TrainConfig
@@ -42,6 +46,17 @@ from seg.viz import ExampleRow, example_grid
 
 log = logging.getLogger("seg.evaluate")
 register()
+OUTPUTS = ("results.json", "results.md", "per_image.csv", "examples.png")
+"""What an evaluation writes into its folder, each a new file."""
+
+
+def refuse_existing_outputs(out_dir: Path) -> None:
+    """OutputExists when `out_dir` already holds one of OUTPUTS (a file, a folder or a symlink, dangling or not):
+    an evaluation never overwrites an earlier one, nor writes through a link."""
+    there = [name for name in OUTPUTS if os.path.lexists(out_dir / name)]
+    if there:
+        raise OutputExists(f"{out_dir} already holds {', '.join(there)}; an evaluation writes a new folder and never "
+                           "overwrites or follows what is there: give another hydra.run.dir, or leave it unset")
 
 
 def effective_config(cfg: EvaluateConfig, trained: TrainConfig) -> TrainConfig:
@@ -60,6 +75,7 @@ def effective_config(cfg: EvaluateConfig, trained: TrainConfig) -> TrainConfig:
 def evaluate_checkpoint(cfg: EvaluateConfig, out_dir: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Metrics of checkpoint `cfg.ckpt` (or of the ensemble of checkpoints) with TTA `cfg.tta` on split `cfg.split`;
     writes results, per-image CSV and examples. `overrides`: the command line's, for the settings line."""
+    refuse_existing_outputs(out_dir)  # before any work
     ctx, device = init_distributed(cfg.strategy, resolve_device(cfg.device))
     members = load_members(checkpoint_paths(cfg.ckpt, cfg.ensemble, cfg.arm), cfg.tta, device,
                            image_size=cfg.data.image_size, threshold=cfg.threshold)  # fmt: skip
@@ -97,9 +113,9 @@ def evaluate_checkpoint(cfg: EvaluateConfig, out_dir: Path, overrides: Sequence[
         "inference_ms_per_image": 1000 * result.seconds / len(dataset),
         "per_image": {name: float(d) for name, d in zip(result.names, result.dice)},
     }
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / "results.md").write_text(results_table(results) + f"\nSettings: {describe_sources(sources)}\n"
-                                        + "".join(f"\n**Warning:** {w}\n" for w in limits))
+    write_new(out_dir / "results.json", (json.dumps(results, indent=2) + "\n").encode())
+    write_new(out_dir / "results.md", (results_table(results) + f"\nSettings: {describe_sources(sources)}\n"
+                                       + "".join(f"\n**Warning:** {w}\n" for w in limits)).encode())
     result.write_per_image(out_dir / "per_image.csv")
     _examples(model, members.describe(), dataset, result, cfg, run_cfg, device, out_dir / "examples.png")
     track_evaluation(run_cfg, out_dir, cfg.split, {k: v for k, v in results.items() if k != "per_image"}, result,

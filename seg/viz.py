@@ -22,6 +22,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from seg.files import save_figure  # noqa: E402
+
 COLORS: dict[str, tuple[int, int, int]] = {
     "tp": (0, 158, 115),  # Okabe-Ito bluish green, drawn faintly: correct pet pixels
     "fp": (255, 0, 255),  # magenta: predicted pet, truly background
@@ -49,8 +51,10 @@ def plot_curves(
 ) -> None:
     """Write loss, Dice and learning rate against epoch to `path` (see `_curves_figure`)."""
     fig = _curves_figure(rows, title, subtitle, best_epoch)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=100)  # replaces a symlink at `path`, never writes through it
+    finally:
+        plt.close(fig)
 
 
 def _curves_figure(rows: list[dict[str, float]], title: str, subtitle: str, best_epoch: int | None) -> Figure:
@@ -194,8 +198,10 @@ class ExampleRow:
 def example_grid(rows: list[ExampleRow], path: Path, title: str = "") -> None:
     """Write one row per example to `path` (see `_example_figure`)."""
     fig = _example_figure(rows, title)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=100)  # replaces a symlink at `path`, never writes through it
+    finally:
+        plt.close(fig)
 
 
 def _example_figure(rows: list[ExampleRow], title: str) -> Figure:

@@ -481,3 +481,59 @@ def test_killed_build_leaves_nothing_that_lingers_or_is_read(synthetic_root: Pat
         ensure_synthetic(folder / "pets", n=6)
         assert len(list((folder / "pets" / "images").glob("*.jpg"))) == 6
     assert len(list(folder.iterdir())) == 1 and not list(folder.glob(".*"))
+
+
+# --- outputs are created, never followed: a symlink planted at an output name redirects no write -----------------
+
+
+def _plant_links(folder: Path, names: list[str], victim: Path, outside: Path) -> None:
+    """At each output name, in turn, a symlink to `victim` and a dangling one into `outside` (made if followed)."""
+    for n, name in enumerate(names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).symlink_to(victim if n % 2 == 0 else outside / name.replace("/", "_"))
+
+
+def _files_outside(root: Path, *outputs: Path) -> dict[str, str]:
+    """{path: sha256} of every file under `root` but outside the `outputs` folders (a link: where it points)."""
+    import hashlib
+
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else f"-> {p.readlink()}"
+            for p in sorted(root.rglob("*")) if not p.is_dir() and not any(p.is_relative_to(o) for o in outputs)}
+
+
+def test_links_planted_at_every_output_of_train_report_and_evaluate_redirect_nothing(
+    tmp_path: Path, cli_paths: list[str]
+) -> None:
+    """train and seg.report replace a planted link (a new file in its place), evaluate refuses a folder that holds
+    one; no victim outside changes and no file appears outside the output folder."""
+    from test_study_files import _study
+
+    from seg.evaluate import OUTPUTS, evaluate_checkpoint
+    from seg.files import OutputExists
+    from seg.report import main as report_main
+
+    victim, outside = tmp_path / "victim.txt", tmp_path / "outside"
+    victim.write_text("the user's own file\n")
+    outside.mkdir()
+    run = RunDir(tmp_path / "run")
+    written = [run.config, run.summary_file, run.metrics, run.curves, run.best, run.last, run.test_per_image,
+               run.test_per_image_of("last")]  # fmt: skip
+    run_names = [str(p.relative_to(run.path)) for p in written]
+    study = _study(tmp_path / "study")
+    study_names = ["report.md", "comparisons.png", "ab.png", "ab_seeds.png", "tables/1_plan.csv", "tables/1_plan.tex"]
+    for folder, names in ((run.path, run_names), (study, study_names), (run.path / "eval", list(OUTPUTS))):
+        _plant_links(folder, names, victim, outside)
+    before = _files_outside(tmp_path, run.path, study)
+
+    summary = seg.training.train(compose_config(*FAST, "trainer.limit_val_batches=1", *cli_paths), run)
+    report_main([str(study)])
+    evaluate = compose_config(f"ckpt={run.best}", "logger=none", config_name="evaluate")
+    with pytest.raises(OutputExists, match="already holds results.json, results.md, per_image.csv, examples.png"):
+        evaluate_checkpoint(evaluate, run.path / "eval")
+
+    assert summary.status == Status.COMPLETED and summary.test is not None
+    for folder, names in ((run.path, run_names), (study, study_names)):
+        assert not [n for n in names if (folder / n).is_symlink() or not (folder / n).is_file()], "not replaced"
+    assert all((run.path / "eval" / n).is_symlink() for n in OUTPUTS), "evaluate refused before writing"
+    assert _files_outside(tmp_path, run.path, study) == before, "a write went outside the output folders"
+    assert not list(outside.iterdir()), "a dangling link was followed"

@@ -1,32 +1,36 @@
-"""Per-epoch history on local disk: the run's `metrics.csv` (appended every epoch) and `curves.png`."""
+"""Per-epoch history on local disk: the run's `metrics.csv` (written again every epoch) and `curves.png`."""
 
 from __future__ import annotations
 
 import csv
+import io
 
+from seg.files import atomic_write_text
 from seg.rundir import METRICS_COLUMNS, RunDir
 from seg.viz import plot_curves
 
 
 class History:
-    """The rows of the run's metrics.csv, one per epoch; survives interruption (each row is flushed)."""
+    """The rows of the run's metrics.csv, one per epoch; survives interruption (the file is replaced whole after
+    each epoch: never half a row, and never written through a symlink planted at its name)."""
 
     def __init__(self, run: RunDir, completed_epochs: int = 0):
         """Open the run's metrics.csv, keeping the rows of epochs 1..completed_epochs (a resumed run)."""
         self.run = run
-        self.rows = [r for r in run.read_metrics() if r["epoch"] <= completed_epochs]
+        kept = completed_epochs > 0 and not run.metrics.is_symlink()  # a new run reads nothing that was there
+        self.rows = [r for r in run.read_metrics() if r["epoch"] <= completed_epochs] if kept else []
         self._rewrite()
 
     def append(self, row: dict[str, float]) -> None:
         self.rows.append({k: row[k] for k in METRICS_COLUMNS})
-        with self.run.metrics.open("a", newline="") as f:
-            csv.DictWriter(f, METRICS_COLUMNS).writerow(self.rows[-1])
+        self._rewrite()
 
     def _rewrite(self) -> None:
-        with self.run.metrics.open("w", newline="") as f:
-            writer = csv.DictWriter(f, METRICS_COLUMNS)
-            writer.writeheader()
-            writer.writerows(self.rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, METRICS_COLUMNS)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.run.metrics, text.getvalue())
 
     def plot(self, title: str, subtitle: str, best_epoch: int) -> None:
         """curves.png: loss, Dice and lr against epoch, train and val overlaid, the best epoch marked."""
