@@ -19,7 +19,8 @@ from configs import CONF, compose_config
 from joblib.externals.loky.process_executor import TerminatedWorkerError
 from omegaconf import DictConfig
 
-import seg.rundir
+import seg.files
+from seg.claims import holder_of
 from seg.errors import find_user_error
 from seg.resume import resume_run
 from seg.rundir import RunDir, Status, Summary, load_checkpoint
@@ -69,8 +70,9 @@ class Busy(Dataset):
         time.sleep(300)  # a worker in the middle of a long read
 
 stop_signals_interrupt()
-batches = iter(make_loader(Busy(), 1, 2, False, False))
-print(" ".join(str(w.pid) for w in batches._workers), flush=True)
+loader = make_loader(Busy(), 1, 2, False, False)
+batches = iter(loader)
+print(" ".join(str(w.pid) for w in loader._iterator._workers), flush=True)
 next(batches)
 """
 
@@ -118,7 +120,7 @@ def test_a_full_disk_while_writing_last_pt_is_one_line_and_the_summary_matches_l
 
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
-    monkeypatch.setattr(seg.rundir.os, "fsync", fsync)
+    monkeypatch.setattr(seg.files.os, "fsync", fsync)
     with pytest.raises(OSError) as e:
         train(compose_config(*SMALL, "trainer.epochs=2", *cli_paths), run)
     line = str(find_user_error(e.value))
@@ -126,7 +128,7 @@ def test_a_full_disk_while_writing_last_pt_is_one_line_and_the_summary_matches_l
     assert "\n" not in line
     summary = run.read_summary()
     assert summary.status == Status.FAILED and summary.epochs == load_checkpoint(run.last).epoch == 1
-    monkeypatch.setattr(seg.rundir.os, "fsync", real_fsync)
+    monkeypatch.setattr(seg.files.os, "fsync", real_fsync)
     command = [f"resume={run.path}", *cli_paths]
     resumed = resume_run(compose_config(*command), command)
     assert train(resumed.config, run, resume=resumed).epochs == 2
@@ -159,3 +161,48 @@ def test_a_run_with_loader_workers_exits_when_it_ends() -> None:
     done = subprocess.run([sys.executable, "-c", QUICK_WORKERS], cwd=REPO, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
     assert (done.returncode, done.stdout.strip()) == (0, "6"), done.stderr[-2000:]
+
+
+def _forks(pid: int) -> list[int]:
+    """The children of `pid` that are forks of it (same command line): a run's loader workers."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        own = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return [int(c) for c in children if Path(f"/proc/{c}/cmdline").read_bytes() == own]
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(), reason="reads /proc")
+def test_sigterm_while_loader_workers_start_stops_the_run_in_seconds(tmp_path: Path, cli_paths: list[str]) -> None:
+    """SIGTERM as the resumed run's first loader worker forks (the run holds its claim, so a heartbeat thread runs):
+    exit 143 within seconds, one line with the resume command, last.pt and the records at epoch 1, no worker left.
+    It was raised inside logging's fork handler, which dropped it: the run trained on to the end."""
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    train(compose_config(*SMALL, *cli_paths), run)
+    args = [f"resume={run.path}", "trainer.epochs=30", "data.num_workers=2", f"paths.output_dir={tmp_path / 'out'}"]
+    proc = subprocess.Popen([sys.executable, "-m", "seg.train", *args, *cli_paths], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})  # fmt: skip
+    try:
+        deadline, workers = time.monotonic() + 120, []
+        while not workers and proc.poll() is None and time.monotonic() < deadline:
+            claimed = holder_of(run.path) is not None  # after the signal handlers are set, before the data
+            workers = _forks(proc.pid) if claimed else []
+            time.sleep(0.002)
+        assert workers, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    resume = f"continue with: python -m seg.train resume={run.path.resolve()}"
+    assert proc.returncode == 143 and took < 15, (proc.returncode, took, err[-3000:])
+    assert [line for line in err.splitlines() if line.strip()] == [
+        f"interrupted (SIGTERM): {run.last} holds epoch 1; {resume}"
+    ]
+    assert load_checkpoint(run.last).epoch == 1 and read_csv_columns(run.metrics)["epoch"] == [1]
+    assert run.read_summary().status == Status.INTERRUPTED
+    assert not [pid for pid in workers if _running(pid)], "a loader worker outlived its run"

@@ -7,7 +7,6 @@ import ctypes
 import os
 import random
 import signal
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
+from seg.engine.stopping import (  # noqa: F401  (Interrupted & co. are imported from here too)
+    Interrupted,
+    interrupts_deferred,
+    raise_if_stopped,
+    release_held_signals,
+    stop_signals_held,
+    stop_signals_interrupt,
+)
 from seg.errors import ConfigError
 
 
@@ -155,49 +162,6 @@ class SeededSampler(Sampler[tuple[int, int]]):
         return len(self.sampler)
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) or a scheduler's stop (SIGTERM: SLURM, `timeout`, `docker stop`, Kubernetes)."""
-
-    def __init__(self, signum: int = signal.SIGINT) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signal_name = signal.Signals(signum).name
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _raise_interrupted(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
-
-
-def stop_signals_interrupt() -> None:
-    """Make SIGINT and SIGTERM raise `Interrupted` in the main thread (a no-op elsewhere)."""
-    if threading.current_thread() is threading.main_thread():
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, _raise_interrupted)
-
-
-@contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block ends, then raise `Interrupted`.
-
-    For bookkeeping that must not be cut in half, such as "epoch k is done" and "last.pt holds epoch k".
-    Outside the main thread (where signals cannot be handled) it does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if received:
-        raise Interrupted(received[0])
-
-
 def rng_state() -> dict[str, Any]:
     """RNG states of python, numpy and torch (and CUDA), as tensors and plain values (checkpoint-safe)."""
     np_state = np.random.get_state()
@@ -238,7 +202,7 @@ def make_loader(
     if sampler is None:
         order = torch.Generator()
         sampler = RandomSampler(dataset, generator=order) if shuffle else SequentialSampler(dataset)
-    return DataLoader(
+    return StoppableLoader(
         dataset,
         batch_size=batch_size,
         sampler=SeededSampler(sampler),
@@ -251,13 +215,32 @@ def make_loader(
     )
 
 
+class StoppableLoader(DataLoader):
+    """A DataLoader that stops on SIGINT and SIGTERM whenever they come: its workers start with the stop signals
+    held (`stop_signals_held`), and a stop signal whose exception was lost is raised again between batches."""
+
+    def __iter__(self) -> Iterator[Any]:
+        with stop_signals_held():
+            batches = super().__iter__()
+        return _stoppable(batches)
+
+
+def _stoppable(batches: Iterator[Any]) -> Iterator[Any]:
+    raise_if_stopped()
+    for batch in batches:
+        yield batch
+        raise_if_stopped()
+
+
 _PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def bind_worker_to_run(worker_id: int) -> None:
     """In each loader worker, on Linux: have the kernel kill the worker when the run's main process dies, even by
     SIGKILL or the OOM killer, so that no worker outlives its run (its SIGTERM handling stays as it was: the main
-    process's exit terminates its workers with SIGTERM)."""
+    process's exit terminates its workers with SIGTERM). The stop signals, held while the workers forked, are
+    released: one that came meanwhile ends this worker (its loop takes KeyboardInterrupt as the end)."""
+    release_held_signals()
     with contextlib.suppress(OSError, AttributeError, TypeError):  # not Linux: the DataLoader's own watchdog ends
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker once its parent died
     if os.getppid() == 1:  # the main process died before the line above took effect
