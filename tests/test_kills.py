@@ -4,6 +4,7 @@ main process, even one killed with SIGKILL while its workers are busy."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -206,3 +207,50 @@ def test_sigterm_while_loader_workers_start_stops_the_run_in_seconds(tmp_path: P
     assert load_checkpoint(run.last).epoch == 1 and read_csv_columns(run.metrics)["epoch"] == [1]
     assert run.read_summary().status == Status.INTERRUPTED
     assert not [pid for pid in workers if _running(pid)], "a loader worker outlived its run"
+
+
+class _Items:
+    """Eight items for a loader (seg's loaders ask for (index, seed))."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, item: tuple[int, int]) -> int:
+        return item[0]
+
+
+@pytest.fixture
+def stop_signals() -> None:
+    """This process's SIGINT/SIGTERM raise Interrupted for the test (seg.train's handlers), then as they were."""
+    from seg.engine import stopping
+
+    previous = {s: signal.getsignal(s) for s in stopping.STOP_SIGNALS}
+    stopping.stop_signals_interrupt()
+    yield
+    stopping._received.clear()
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def test_a_stop_signal_held_while_workers_start_is_raised_when_they_have(stop_signals: None) -> None:
+    from seg.engine.stopping import Interrupted, stop_signals_held
+
+    with pytest.raises(Interrupted, match="SIGTERM"), stop_signals_held():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)  # a Python handler would have run by now: it only noted the signal
+        held = True
+    assert held
+
+
+def test_a_stop_signal_whose_exception_was_lost_stops_the_loader_at_the_next_batch(stop_signals: None) -> None:
+    """Python drops an exception raised in a fork handler or a finalizer ("Exception ignored in ..."); the loader
+    raises it again before its next batch."""
+    from seg.engine import stopping
+    from seg.engine.runtime import make_loader
+
+    batches = iter(make_loader(_Items(), 2, 0, False, False))
+    next(batches)
+    with contextlib.suppress(stopping.Interrupted):  # as Python does in a finalizer
+        stopping._raise_interrupted(signal.SIGTERM, None)
+    with pytest.raises(stopping.Interrupted, match="SIGTERM"):
+        next(batches)
