@@ -21,7 +21,8 @@ from seg.rundir import Checkpoint, RunDir, Status, Summary, save_checkpoint
 from seg.schema import StudyConfig
 from seg.study.plan import Ablation, Job
 from seg.study.report import write_report
-from seg.study.results import StudyRecord
+from seg.study.results import StudyRecord, load_runs
+from seg.study.tta import tta_arms
 
 
 class _Images(Dataset):
@@ -106,3 +107,16 @@ def test_the_report_gives_each_arm_with_and_without_tta_and_the_difference(tmp_p
     assert rows["a: y"][1:5] == ["4", "0.7150 ± 0.0129", "0.7365 ± 0.0142", "+0.0215"]
     assert rows["a: y"][9] == "difference" and rows["a: x"][9] == "no difference"
     assert "a: y vs x: no difference" in text, "the arms' comparison still judges the plain test"
+
+
+def test_with_every_fold_each_seed_averages_its_folds_tested_with_tta(tmp_path: Path) -> None:
+    jobs = [Job("a", "", arm, seed, (), f"{arm}{seed}f{fold}", None, fold)
+            for arm in ("x", "y") for seed in (0, 1, 2) for fold in (0, 1)]  # fmt: skip
+    for job in jobs:
+        _write_run(tmp_path, job, 0.7, None if job.key == "x0f1" else 0.01 * job.fold)
+    runs = load_runs(tmp_path, jobs)
+    record = StudyRecord("s", vars(StudyConfig()), 0.05, [Ablation("a", "f", ["x", "y"], "x")], jobs)
+    x, y = tta_arms(record, runs, {k: r.with_tta() for k, r in runs.items() if k != "x0f1"})
+    assert (x.names, y.names, len(x.plain), len(y.tta)) == (["a: x"], ["a: y"], 3, 3), "one unit per seed"
+    assert [u.value("test_dice") - p.value("test_dice") for u, p in zip(x.tta, x.plain)] == pytest.approx(
+        [0.0, 0.005, 0.005]), "seed 0 of x: only fold 0 was tested with TTA"

@@ -45,30 +45,22 @@ def _values(units: list[Run | FoldMean]) -> np.ndarray:
     return np.array([u.value("test_dice") for u in units])
 
 
-def study_tta(runs: dict[str, Run]) -> str | None:
-    """The TTA most completed runs were tested with (trainer.test_tta), or None when no run was."""
-    names = Counter(r.summary.tta for r in runs.values() if r.completed and r.summary.tta
-                    and r.with_tta().value("test_dice") is not None)  # fmt: skip
-    return names.most_common(1)[0][0] if names else None
-
-
-def tta_arms(record: StudyRecord, runs: dict[str, Run], tta: str) -> list[TtaArm]:
-    """Each arm (once per set of runs: an arm shared by ablations is one) with its seeds tested with `tta`."""
-    has = {k for k, r in runs.items() if r.completed and r.summary.tta == tta and r.with_tta().value("test_dice")
-           is not None}  # fmt: skip
+def tta_arms(record: StudyRecord, runs: dict[str, Run], tested: dict[str, Run]) -> list[TtaArm]:
+    """Each arm (once per set of runs: an arm shared by ablations is one) with its seeds in `tested` (run key -> the
+    run judged with TTA)."""
     arms: dict[tuple[str, ...], TtaArm] = {}
     for (ablation, stratum, arm), cell in cells(record.jobs).items():
         plain, with_tta = [], []
         for _, folds in sorted(by_seed(cell).items()):
-            keys = [k for k in folds.values() if k in has]
+            keys = [k for k in folds.values() if k in tested]
             if keys == [folds.get(None)]:
                 plain.append(runs[keys[0]])
-                with_tta.append(runs[keys[0]].with_tta())
+                with_tta.append(tested[keys[0]])
             elif keys:
                 plain.append(FoldMean([runs[k] for k in keys]))
-                with_tta.append(FoldMean([runs[k].with_tta() for k in keys]))
+                with_tta.append(FoldMean([tested[k] for k in keys]))
         if plain:
-            ids = tuple(sorted(k for k in set(cell.values()) if k in has))
+            ids = tuple(sorted(k for k in set(cell.values()) if k in tested))
             name = f"{ablation}: {arm}" + (f" ({stratum})" if stratum else "")
             arms.setdefault(ids, TtaArm([], plain, with_tta)).names.append(name)
     return list(arms.values())
@@ -77,20 +69,22 @@ def tta_arms(record: StudyRecord, runs: dict[str, Run], tta: str) -> list[TtaArm
 def tta_section(record: StudyRecord, runs: dict[str, Run], rule: Rule) -> list[str]:
     """The report's lines: a heading, what was done, and per arm test Dice without / with TTA and the judged
     difference; [] when no run was tested with TTA."""
-    tta = study_tta(runs)
-    if tta is None:
+    twins = {k: r.with_tta() for k, r in runs.items() if r.completed}
+    tested = {k: runs[k].summary.tta for k, r in twins.items() if runs[k].summary.tta and r.value("test_dice")
+              is not None}  # fmt: skip
+    if not tested:
         return []
-    arms = tta_arms(record, runs, tta)
+    tta = Counter(tested.values()).most_common(1)[0][0]  # the TTA most runs were tested with (trainer.test_tta)
+    arms = tta_arms(record, runs, {k: twins[k] for k, name in tested.items() if name == tta})
     rule = replace(rule, family="ablation")  # the groups given below: one family
     verdicts = judge([a.comparison(tta) for a in arms], record.settings["margin"], rule, [FAMILY] * len(arms))
-    completed = [r for r in runs.values() if r.completed]
-    tested = sum(r.summary.tta == tta and r.with_tta().value("test_dice") is not None for r in completed)
     rows = [["; ".join(a.names), len(a.plain), mean_std(list(_values(a.plain))), mean_std(list(_values(a.tta))),
              f"{v.mean_diff:+.4f}", ci_text(v.ci_seeds), ci_text(v.ci_hierarchical), f"{v.p_value:.3g}",
              f"{v.p_holm:.3g}", v.kind, v.seeds_needed or ""] for a, v in zip(arms, verdicts)]  # fmt: skip
-    left_out = len(completed) - tested
+    n_tested = sum(name == tta for name in tested.values())
+    left_out = len(twins) - n_tested
     return [f"## Test-time augmentation (`trainer.test_tta={tta}`)",
-            f"{tested} of {len(completed)} completed runs also tested {record.checkpoint}.pt with TTA {tta} "
+            f"{n_tested} of {len(twins)} completed runs also tested {record.checkpoint}.pt with TTA {tta} "
             f"({len(TTA_FLIPS[tta])} views: each view's probabilities flipped back and averaged). Per arm, its test "
             "Dice without and with TTA (mean ± std over seeds) and the difference TTA − none, paired by seed and "
             f"test image and judged like the comparisons (margin ± {record.settings['margin']:g}; "
