@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from clitools import run_cli
 from PIL import Image
 
 from seg.data import build_datasets
@@ -84,8 +83,8 @@ def test_no_colour_threshold_reaches_dice_0_9() -> None:
 
 def test_cli_writes_and_prints_the_folder(tmp_path: Path) -> None:
     out = tmp_path / "cli-pets"
-    result = subprocess.run([sys.executable, "-m", "seg.data.synthetic", "--out", str(out), "--n", "5",
-                             "--seed", "3"], cwd=REPO, capture_output=True, text=True, check=True)
+    result = run_cli("seg.data.synthetic", "--out", str(out), "--n", "5", "--seed", "3")
+    assert result.returncode == 0, result.stderr
     assert str(out.resolve()) in result.stdout
     assert len(list((out / "images").glob("*.jpg"))) == 5
 

@@ -10,13 +10,12 @@ import math
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import optuna
 import pytest
-from clitools import REPO, run_cli
+from clitools import run_cli, start_cli
 from configs import compose_config
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
@@ -73,9 +72,7 @@ def start_worker(out: Path, cli_paths: list[str], n_trials: int, *overrides: str
     """A search process; `output`: its stdout and stderr are read (else discarded, so that no full pipe blocks it)."""
     env = {**os.environ, **ONE_THREAD, "WANDB_MODE": "offline"}
     args = search_args(out, cli_paths, n_trials, *overrides)
-    out_to = subprocess.PIPE if output else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=env, stdout=out_to,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    return start_cli(*args, env=env, merge_stderr=True)
 
 
 def wait_for(condition, what: str, procs: list[subprocess.Popen], timeout: float = 180) -> None:

@@ -66,7 +66,7 @@ def test_rng_state_round_trip() -> None:
 def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch) -> None:
     path = tmp_path / "last.pt"
     save_checkpoint(checkpoint(small_config(), epoch=1), path)
-    monkeypatch.setattr("seg.rundir.os.replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr("seg.files.os.replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):
         save_checkpoint(checkpoint(small_config(), epoch=2), path)
     assert load_checkpoint(path).epoch == 1

@@ -4,16 +4,13 @@ killed with SIGKILL mid-study and rerun; the report from the runs on disk."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import hydra
 import pytest
-from clitools import REPO, run_cli
+from clitools import cli_env, run_cli, start_cli
 from configs import CONF, compose_config
 from omegaconf import DictConfig
 
@@ -156,10 +153,9 @@ STUDY_CONF = {
 }  # fmt: skip
 
 
-def _kill_when_a_run_is_between_epochs(cmd: list[str], runs: Path) -> None:
+def _kill_when_a_run_is_between_epochs(args: list[str], runs: Path) -> None:
     """Start the study and SIGKILL it once a run has finished and another has last.pt but is still running."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_cli("seg.train", *args, env=cli_env({"OMP_NUM_THREADS": "1"}))
     deadline = time.monotonic() + 180
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -193,7 +189,7 @@ def test_killed_study_reruns_no_completed_run_and_resumes_the_killed_one(tmp_pat
         f"paths.output_dir={tmp_path}",
         *cli_paths,
     ]
-    _kill_when_a_run_is_between_epochs([sys.executable, "-m", "seg.train", *args], study / "runs")
+    _kill_when_a_run_is_between_epochs(args, study / "runs")
 
     completed = {p.parent.name: p.stat().st_mtime_ns for p in (study / "runs").glob("*/summary.json")
                  if RunDir(p.parent).read_summary().status == Status.COMPLETED}  # fmt: skip

@@ -5,13 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from clitools import REPO, read_csv_columns, run_cli, wandb_history
+from clitools import read_csv_columns, run_cli, start_cli, wandb_history
 
 from seg.rundir import load_checkpoint
 
@@ -88,10 +86,7 @@ def test_deterministic_runs_are_identical_and_resume_after_sigkill_matches(
     assert reference == _columns_without_time(second)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "seg.train", *DETERMINISTIC, f"hydra.run.dir={killed}", *cli_paths],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = start_cli("seg.train", *DETERMINISTIC, f"hydra.run.dir={killed}", *cli_paths)
     last = killed / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 240
     while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
