@@ -138,7 +138,7 @@ def test_every_fold_mode_pairs_by_seed_and_fold_then_averages_each_seed(tmp_path
     assert c.baseline == pytest.approx([0.525, 0.51, 0.545], abs=1e-6)
     assert c.arm_images.shape == (3, 2) and c.arm_images[:, 0] == pytest.approx(c.arm, abs=1e-6)
     text = write_report(tmp_path).read_text()
-    assert "study.fold_mode=every" in text and "seed 1 fold 1" in text
+    assert "study.fold_mode=every" in text and "seed 1 fold 1" in text and "runs completed (seed x fold)" in text
 
 
 @pytest.mark.slow

@@ -89,7 +89,8 @@ def plot_seed_curves(ablation: str, record: StudyRecord, runs: dict[str, Run], p
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("val Dice")
-    fig.suptitle(textwrap.fill(f"{ablation}: val Dice per epoch, one line per seed{note}", 45 * len(arms)),
+    per = "seed and fold" if any(j.fold is not None for j in record.jobs) else "seed"  # study.fold_mode=every
+    fig.suptitle(textwrap.fill(f"{ablation}: val Dice per epoch, one line per {per}{note}", 45 * len(arms)),
                  fontsize=11, fontweight="bold")
     save_figure(fig, path, dpi=110)
     plt.close(fig)

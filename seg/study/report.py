@@ -204,8 +204,9 @@ def _ablation_section(ab: Ablation, record: StudyRecord, runs: dict[str, Run], p
             f"{ab.factor} in {ab.values} against `{ab.baseline}`{strata}. "
             f"Fixed: {record.descriptions.get(ab.name, '')}.",
             f"Reports' finding: {ab.finding}" if ab.finding else "",
-            markdown_table([*strata_col, ab.factor, "seeds completed", "test Dice", "best val Dice", "training s"],
-                           arm_rows),
+            markdown_table([*strata_col, ab.factor, "runs completed (seed x fold)" if any(
+                j.fold is not None for j in record.jobs) else "seeds completed", "test Dice", "best val Dice",
+                            "training s"], arm_rows),  # fmt: skip
             markdown_table(["comparison", "seeds", f"mean Δ {metric}", "CI (seeds)", "CI (seeds, images)",
                             f"{_test_label(record)} p", "adjusted p", "Holm family", "P(arm better)", "verdict",
                             "seeds needed"], comp_rows),
