@@ -205,7 +205,8 @@ def test_sigterm_while_loader_workers_start_stops_the_run_in_seconds(tmp_path: P
         f"interrupted (SIGTERM): {run.last} holds epoch 1; {resume}"
     ]
     assert load_checkpoint(run.last).epoch == 1 and read_csv_columns(run.metrics)["epoch"] == [1]
-    assert run.read_summary().status == Status.INTERRUPTED
+    summary = run.read_summary()
+    assert (summary.status, summary.error, summary.epochs) == (Status.INTERRUPTED, "SIGTERM after epoch 1", 1)
     assert not [pid for pid in workers if _running(pid)], "a loader worker outlived its run"
 
 
