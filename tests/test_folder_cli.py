@@ -26,8 +26,10 @@ from seg.errors import ConfigError
 from seg.rundir import RunDir, Status, Summary
 from seg.schema import StudyConfig
 from seg.study.plan import Ablation, Job, check_folds, comparison_names, expand
-from seg.study.report import write_report
+from seg.study.planner import plan
+from seg.study.report import judged_pairs, write_report
 from seg.study.results import StudyRecord, load_runs, paired_comparisons
+from seg.study.rules import rule_from_settings
 
 SMOKE = ["debug=smoke", "logger=none", "data=folder", "data.image_size=32", "data.limit=null"]
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
@@ -131,12 +133,15 @@ def test_every_fold_mode_pairs_by_seed_and_fold_then_averages_each_seed(tmp_path
     StudyRecord("s", settings, 0.05, [ablation], jobs).save(tmp_path)
     record = StudyRecord.load(tmp_path)
     assert [j.fold for j in record.jobs] == [j.fold for j in jobs]
-    [paired] = paired_comparisons([ablation], record.jobs, load_runs(tmp_path, record.jobs), "test_dice")
+    runs = load_runs(tmp_path, record.jobs)
+    [paired] = paired_comparisons([ablation], record.jobs, runs, "test_dice")
     c = paired.comparison
     assert paired.seeds == [0, 1, 2] and len(c.arm) == 3, "the seed, not the (seed, fold), is the unit"
     assert c.arm - c.baseline == pytest.approx([0.2, 0.1, 0.2], abs=1e-6)
     assert c.baseline == pytest.approx([0.525, 0.51, 0.545], abs=1e-6)
     assert c.arm_images.shape == (3, 2) and c.arm_images[:, 0] == pytest.approx(c.arm, abs=1e-6)
+    [row] = plan(judged_pairs(record, runs, rule_from_settings(settings))[1], record.jobs, runs)
+    assert row.runs_per_seed == 2 and row.seconds == {("ab", "", "x"): 4.0, ("ab", "", "y"): 4.0}, "a seed: 2 runs"
     text = write_report(tmp_path).read_text()
     assert "study.fold_mode=every" in text and "seed 1 fold 1" in text and "runs completed (seed x fold)" in text
 

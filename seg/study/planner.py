@@ -36,15 +36,17 @@ class PlanRow:
     seeds: int | None  # total seeds for 80% power (a resolved comparison: what a replication needs); None: > 100
     new_runs: frozenset[tuple[str, str, str, int]]
     seconds: dict[tuple[str, str, str], float]  # seconds per seed of each cell it needs (K runs: fold_mode=every)
+    runs_per_seed: int = 1  # study.fold_mode=every: K (a seed index in new_runs is one run per fold)
 
 
 def plan(pairs: list[tuple[Paired, Verdict]], jobs: list[Job], runs: dict[str, Run]) -> list[PlanRow]:
     """The plan of every judged comparison (see the module docstring)."""
     seconds: dict[tuple[str, str, str], float] = {}
+    per_seed = max((len(folds) for labels in cells(jobs).values() for folds in by_seed(labels).values()), default=1)
     for cell, labels in cells(jobs).items():
         done = [runs[k].summary.seconds for k in labels.values() if runs[k].completed]
         if done:  # a seed's cost: its runs (one per fold with study.fold_mode=every)
-            seconds[cell] = statistics.mean(done) * max(len(folds) for folds in by_seed(labels).values())
+            seconds[cell] = statistics.mean(done) * per_seed
     rows = []
     for p, v in pairs:
         diffs = p.comparison.arm - p.comparison.baseline
@@ -55,8 +57,8 @@ def plan(pairs: list[tuple[Paired, Verdict]], jobs: list[Job], runs: dict[str, R
         if total is not None and v.kind == "unresolved":
             for arm in (p.arm, p.baseline):
                 needed |= {(p.ablation, p.stratum, arm, i) for i in range(v.n_seeds, total)}
-        rows.append(PlanRow(p.name, v.kind, v.n_seeds, d, total, frozenset(needed),
-                            {c: s for c, s in seconds.items() if c[:2] == (p.ablation, p.stratum)}))  # fmt: skip
+        cost = {c: s for c, s in seconds.items() if c[:2] == (p.ablation, p.stratum)}
+        rows.append(PlanRow(p.name, v.kind, v.n_seeds, d, total, frozenset(needed), cost, per_seed))
     return rows
 
 
@@ -88,14 +90,15 @@ def plan_lines(rows: list[PlanRow], rule: Rule, budget_hours: float | None) -> l
     """The report's "Plan" section: a markdown table, and what the budget buys."""
     table = [[r.name, r.kind, r.n_seeds, "" if math.isnan(r.d) else f"{r.d:+.2f}",
               r.seeds or "> 100",
-              len(r.new_runs), _hours(hours([r]))] for r in rows]  # fmt: skip
+              len(r.new_runs) * r.runs_per_seed, _hours(hours([r]))] for r in rows]  # fmt: skip
     lines = [f"Seeds for {POWER:.0%} power at the effect seen, under the study's rule ({rule.describe()}; "
              "planned at the Holm worst case, alpha / family size); runs and training hours beyond those done, "
              "at the measured run times.",
              markdown_table(["comparison", "verdict", "seeds", "d", "seeds needed", "new runs", "hours"], table)]
     open_rows = [r for r in rows if r.kind == "unresolved" and r.seeds is not None]
     if open_rows:
-        lines.append(f"All of them: {len(set().union(*(r.new_runs for r in open_rows)))} runs, "
+        runs = len(set().union(*(r.new_runs for r in open_rows))) * open_rows[0].runs_per_seed
+        lines.append(f"All of them: {runs} runs, "
                      f"{_hours(hours(open_rows))} hours of training.")
     if budget_hours is not None:
         chosen = within_budget(rows, budget_hours)
