@@ -110,7 +110,7 @@ def plot_qualitative(record: StudyRecord, runs: dict[str, Run], path: Path, note
     for ablation, arms, picked, seed in sections:
         for tag, images in picked:
             axes[row][0].imshow(with_outline(images["image"], images["target"], images["valid"]))
-            axes[row][0].set_title(f"{ablation}, seed {seed}\n{tag}: {images['name']}", fontsize=8)
+            axes[row][0].set_title(f"{ablation}, {label_text(seed, long=True)}\n{tag}: {images['name']}", fontsize=8)
             for col, (label, pred, dice) in enumerate(images["arms"], start=1):
                 overlay = error_overlay(grayscale(images["image"]), pred, images["target"], images["valid"])
                 axes[row][col].imshow(overlay)

@@ -141,9 +141,10 @@ def cells(jobs: list[Job]) -> dict[tuple[str, str, str], dict[Label, str]]:
     return out
 
 
-def label_text(label: Label) -> str:
-    """`s1`, or `s1 f2` for fold 2 of seed 1."""
-    return f"s{label}" if isinstance(label, int) else f"s{label[0]} f{label[1]}"
+def label_text(label: Label, long: bool = False) -> str:
+    """`s1`, or `s1 f2` for fold 2 of seed 1 (long: `seed 1`, `seed 1 fold 2`)."""
+    seed, fold = (label, None) if isinstance(label, int) else label
+    return (f"seed {seed}" if long else f"s{seed}") + ("" if fold is None else f" fold {fold}" if long else f" f{fold}")
 
 
 def by_seed(cell: dict[Label, str]) -> dict[int, dict[int | None, str]]:
