@@ -18,12 +18,12 @@ QUIET = ["debug=smoke", "data=synthetic", "logger=none", "trainer.test_after_fit
 @pytest.mark.parametrize(
     "grid,jobs",
     [
-        (["model=unet,resnet34_unet", "loss=bce,dice,bce_dice,tversky,bce_tversky,focal"], 12),
-        (["optimizer=adamw,adam,sgd", "scheduler=none,cosine,onecycle,plateau", "trainer.precision=bf16",
-          "trainer.grad_clip=1.0", "trainer.epochs=2"], 12),
+        (["loss=bce,dice,bce_dice,tversky,bce_tversky,focal"], 6),
+        (["model=unet,resnet34_unet", "trainer.precision=bf16", "trainer.grad_clip=1.0"], 2),
+        (["optimizer=adamw,adam,sgd", "scheduler=none,cosine,onecycle,plateau", "trainer.epochs=2"], 12),
     ],
-    ids=["models-x-losses", "optimizers-x-schedulers-bf16-clip"],
-)  # fmt: skip
+    ids=["losses", "models-bf16-clip", "optimizers-x-schedulers"],
+)  # fmt: skip  # every value once; optimizers x schedulers crossed (OneCycle cycles SGD's momentum, Adam's beta1)
 def test_every_option_trains(grid: list[str], jobs: int, cli_paths: list[str], tmp_path: Path) -> None:
     result = run_cli("seg.train", "-m", *QUIET, *grid, f"hydra.sweep.dir={tmp_path}", *cli_paths, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
