@@ -244,9 +244,10 @@ def main(argv: list[str] | None = None) -> None:
     with exit_on_user_error():
         if not (args.study_dir / STUDY_FILE).is_file():
             from seg.errors import ConfigError
+            from seg.rundir import STUDIES
 
             raise ConfigError(f"{args.study_dir} has no {STUDY_FILE}: give the directory of a study "
-                              "(outputs/studies/<name>, made by `python -m seg.train -m study=...`)")  # fmt: skip
+                              f"(outputs/{STUDIES}/<name>, made by `python -m seg.train -m study=...`)")  # fmt: skip
         if args.plan:
             print_plan(args.study_dir, args.budget_hours)
         else:
