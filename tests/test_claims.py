@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clitools import REPO, read_csv_columns, run_cli
+from clitools import REPO, cli_env, read_csv_columns, run_cli, start_cli
 from configs import compose_config
 
 from seg.claims import CLAIM_FILE, STALE_S, ClaimBusy, Holder, acquire, held, holder_of, read_holder
@@ -132,9 +132,7 @@ def test_two_resumes_of_one_run_one_refuses_and_the_run_stays_consistent(tmp_pat
     run.path.mkdir()
     assert train(compose_config(*SMALL, *cli_paths), run).status == Status.COMPLETED
     args = [f"resume={run.path}", "trainer.epochs=2", f"paths.output_dir={tmp_path / 'out'}", *cli_paths]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
-    first = subprocess.Popen([sys.executable, "-m", "seg.train", *args], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    first = start_cli("seg.train", *args, env=cli_env({"OMP_NUM_THREADS": "1"}))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (holder_of(run.path) is None or holder_of(run.path).pid != first.pid):
@@ -172,9 +170,8 @@ def test_two_study_drivers_train_every_run_once_and_finish_the_study(tmp_path: P
     study = tmp_path / "study"
     args = ["-m", "study=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", *SMALL,
             f"hydra.sweep.dir={study}", f"paths.output_dir={tmp_path}", *cli_paths]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "offline"}
-    drivers = [subprocess.Popen([sys.executable, "-m", "seg.train", *args, *launcher], cwd=REPO, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = cli_env({"OMP_NUM_THREADS": "1"})
+    drivers = [start_cli("seg.train", *args, *launcher, env=env, merge_stderr=True)
                for launcher in (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], [])]  # fmt: skip
     outputs = [d.communicate(timeout=600)[0] for d in drivers]
     assert [d.returncode for d in drivers] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]

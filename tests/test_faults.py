@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from clitools import REPO, run_cli, wandb_records
+from clitools import REPO, run_cli, start_cli, wandb_records
 from configs import compose_config, tiny_checkpoint
 from faulty import NaNAfterLoss
 from PIL import Image
@@ -258,11 +258,8 @@ def test_ctrl_c_keeps_the_last_epoch_and_prints_the_resume_command(cli_paths: li
     test_kills.py::test_sigterm_while_loader_workers_start_stops_the_run_in_seconds."""
     signum, code = signal.SIGINT, 130
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "seg.train", "debug=smoke", "data=synthetic", "trainer.epochs=200",
-         f"hydra.run.dir={run_dir}", *cli_paths],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = start_cli("seg.train", "debug=smoke", "data=synthetic", "trainer.epochs=200", f"hydra.run.dir={run_dir}",
+                     *cli_paths)  # fmt: skip
     deadline = time.monotonic() + 120
     while not (run_dir / "checkpoints" / "last.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.05)

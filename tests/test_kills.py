@@ -15,7 +15,7 @@ from pathlib import Path
 
 import hydra
 import pytest
-from clitools import REPO, read_csv_columns
+from clitools import REPO, cli_env, read_csv_columns, start_cli
 from configs import CONF, compose_config
 from joblib.externals.loky.process_executor import TerminatedWorkerError
 from omegaconf import DictConfig
@@ -58,26 +58,6 @@ def test_a_killed_study_job_is_recorded_and_the_study_goes_on(tmp_path: Path, ca
     assert record.invocations[-1]["launcher_errors"] == 1 and (tmp_path / "report.md").is_file()
 
 
-BUSY_WORKERS = """
-import sys, time
-from torch.utils.data import Dataset
-from seg.engine.runtime import make_loader, stop_signals_interrupt
-
-class Busy(Dataset):
-    def __len__(self):
-        return 8
-
-    def __getitem__(self, item):
-        time.sleep(300)  # a worker in the middle of a long read
-
-stop_signals_interrupt()
-loader = make_loader(Busy(), 1, 2, False, False)
-batches = iter(loader)
-print(" ".join(str(w.pid) for w in loader._iterator._workers), flush=True)
-next(batches)
-"""
-
-
 def _running(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -86,11 +66,19 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
+def _loader_workers(*args: str):
+    """tests/loader_workers.py started as a command (see there)."""
+    return start_cli("loader_workers", *args, cwd=Path(__file__).parent, env=cli_env({"OMP_NUM_THREADS": "1"}))
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker states from /proc")
-def test_no_loader_worker_outlives_its_run_killed_with_sigkill() -> None:
-    main = subprocess.Popen([sys.executable, "-c", BUSY_WORKERS], cwd=REPO, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
-    workers = [int(pid) for pid in main.stdout.readline().split()]
+def test_no_loader_worker_outlives_its_run_killed_with_sigkill(tmp_path: Path) -> None:
+    main = _loader_workers("busy", str(tmp_path / "workers"))
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "workers").is_file() and time.monotonic() < deadline:
+        assert main.poll() is None, main.communicate()
+        time.sleep(0.02)
+    workers = [int(pid) for pid in (tmp_path / "workers").read_text().split()]
     assert len(workers) == 2 and all(_running(pid) for pid in workers)
     main.send_signal(signal.SIGKILL)
     main.wait()
@@ -140,28 +128,11 @@ def _epochs(run: RunDir) -> int:
     return len(run.metrics.read_text().splitlines()) - 1 if run.metrics.is_file() else 0
 
 
-QUICK_WORKERS = """
-from torch.utils.data import Dataset
-from seg.engine.runtime import make_loader, stop_signals_interrupt
-
-class Quick(Dataset):
-    def __len__(self):
-        return 4
-
-    def __getitem__(self, item):
-        return item[0]
-
-stop_signals_interrupt()
-loader = make_loader(Quick(), 2, 2, False, False)  # kept until the interpreter exits, as a run's loaders are
-print(sum(int(b.sum()) for b in loader), flush=True)
-"""
-
-
 def test_a_run_with_loader_workers_exits_when_it_ends() -> None:
     """The interpreter's exit stops the persistent workers (multiprocessing terminates them with SIGTERM)."""
-    done = subprocess.run([sys.executable, "-c", QUICK_WORKERS], cwd=REPO, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
-    assert (done.returncode, done.stdout.strip()) == (0, "6"), done.stderr[-2000:]
+    done = _loader_workers("quick")
+    out, err = done.communicate(timeout=120)
+    assert (done.returncode, out.strip()) == (0, "6"), err[-2000:]
 
 
 def _forks(pid: int) -> list[int]:
@@ -184,8 +155,7 @@ def test_sigterm_while_loader_workers_start_stops_the_run_in_seconds(tmp_path: P
     train(compose_config(*SMALL, *cli_paths), run)
     args = [f"resume={run.path}", "trainer.epochs=30", "data.num_workers=2", f"paths.output_dir={tmp_path / 'out'}"]
     proc = subprocess.Popen([sys.executable, "-m", "seg.train", *args, *cli_paths], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env({"OMP_NUM_THREADS": "1"}))
     try:
         deadline, workers = time.monotonic() + 120, []
         while not workers and proc.poll() is None and time.monotonic() < deadline:
