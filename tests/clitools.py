@@ -61,20 +61,24 @@ class ZygoteProcess:
 
     def poll(self) -> int | None:
         self.zygote.pump(0)
-        self.returncode = self.zygote.ended.get(self.pid)
+        self.returncode = self.zygote.exited.get(self.pid)
         return self.returncode
 
-    def wait(self, timeout: float | None = None) -> int:
+    def wait(self, timeout: float | None = None, drained: bool = False) -> int:
+        """The exit code once the process has ended (`drained`: and every process that inherited its output pipes
+        has closed them, as `communicate` waits)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
+        done = self.zygote.drained if drained else self.zygote.exited
+        while self.pid not in done:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise subprocess.TimeoutExpired(self.args, timeout)
             self.zygote.pump(left)
+        self.returncode = done[self.pid]
         return self.returncode
 
     def communicate(self, timeout: float | None = None) -> tuple[str, str | None]:
-        self.wait(timeout)
+        self.wait(timeout, drained=True)
         outputs = [path.read_text() if path else None for path in (self.out, self.err)]
         for path in (self.out, self.err):
             if path:
@@ -103,7 +107,8 @@ class Zygote:
         self.outputs = Path(tempfile.mkdtemp(prefix="seg-zygote-"))
         self.pending = b""  # reply bytes read but not yet a whole line
         self.started: dict[int, int] = {}  # request id -> pid
-        self.ended: dict[int, int] = {}  # pid -> return code
+        self.exited: dict[int, int] = {}  # pid -> return code, once the process has ended
+        self.drained: dict[int, int] = {}  # pid -> return code, once its output pipes are closed too
         self.requests = 0
 
     def pump(self, timeout: float | None) -> None:
@@ -118,8 +123,10 @@ class Zygote:
         while b"\n" in self.pending:
             line, self.pending = self.pending.split(b"\n", 1)
             reply = json.loads(line)
-            if "returncode" in reply:
-                self.ended[reply["pid"]] = reply["returncode"]
+            if "exited" in reply:
+                self.exited[reply["pid"]] = reply["exited"]
+            elif "returncode" in reply:
+                self.drained[reply["pid"]] = reply["returncode"]
             else:
                 self.started[reply["id"]] = reply["pid"]
 
