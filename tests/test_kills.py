@@ -8,14 +8,12 @@ import contextlib
 import errno
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import hydra
 import pytest
-from clitools import REPO, cli_env, read_csv_columns, start_cli
+from clitools import cli_env, read_csv_columns, start_cli
 from configs import CONF, compose_config
 from joblib.externals.loky.process_executor import TerminatedWorkerError
 from omegaconf import DictConfig
@@ -154,8 +152,7 @@ def test_sigterm_while_loader_workers_start_stops_the_run_in_seconds(tmp_path: P
     run.path.mkdir()
     train(compose_config(*SMALL, *cli_paths), run)
     args = [f"resume={run.path}", "trainer.epochs=30", "data.num_workers=2", f"paths.output_dir={tmp_path / 'out'}"]
-    proc = subprocess.Popen([sys.executable, "-m", "seg.train", *args, *cli_paths], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env({"OMP_NUM_THREADS": "1"}))
+    proc = start_cli("seg.train", *args, *cli_paths, env=cli_env({"OMP_NUM_THREADS": "1"}))
     try:
         deadline, workers = time.monotonic() + 120, []
         while not workers and proc.poll() is None and time.monotonic() < deadline:
