@@ -100,6 +100,9 @@ def test_run_names_say_what_a_sweep_job_is(tmp_path: Path) -> None:
     assert sweep_job_name(["data=synthetic", "model=unet", "scheduler=onecycle", "seed=1"], swept, None) == (
         "unet-onecycle-s1")
     assert sweep_job_name(["trainer.epochs=5", "optimizer.lr=0.000123456"], {"optimizer.lr"}, 3) == "t3-lr0.000123"
+    assert sweep_job_name(["model.encoder=efficientnet-b0", "trainer.deterministic=true", "threshold=0.97"],
+                          {"model.encoder", "trainer.deterministic", "threshold"}, None) == (
+        "efficientnet-b0-deterministic-true-threshold0.97")  # fmt: skip
     assert sweep_group("lr_optuna", "2026-01-01", "lr_optuna") == "lr_optuna", "one group per stored study"
     assert sweep_group("default", "2026-01-01", None) == "default-2026-01-01", "one group per sweep"
 
