@@ -17,7 +17,8 @@ from typing import IO
 from seg.errors import SegError
 
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._=,+@ -]*$")
-_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_SAFE = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _SAFE
 
 
 class OutputExists(SegError, FileExistsError):
@@ -33,6 +34,18 @@ def open_new(path: Path, mode: str = "wb") -> IO:
         kind = "a symlink" if os.path.islink(path) else "a file"
         raise OutputExists(f"{path} already exists ({kind}); refusing to overwrite or follow it") from e
     return os.fdopen(fd, mode, **({} if "b" in mode else {"newline": ""}))
+
+
+def open_append(path: Path) -> IO:
+    """`path` opened as text to append to (a log a resumed run continues), created if missing, never through a
+    symlink (O_NOFOLLOW); OutputExists when a symlink is there."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | _SAFE, 0o644)
+    except OSError as e:
+        if not os.path.islink(path):
+            raise
+        raise OutputExists(f"{path} is a symlink; refusing to follow it: remove it and run again") from e
+    return os.fdopen(fd, "a")
 
 
 def write_new(path: Path, data: bytes) -> None:

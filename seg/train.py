@@ -26,6 +26,7 @@ from seg.config import CONF_DIR, HYDRA_VERSION_BASE, register, typed_config
 from seg.engine.distributed import broadcast_object, init_distributed, shutdown_distributed
 from seg.engine.runtime import Interrupted, resolve_device, stop_signals_interrupt
 from seg.errors import SegError, exit_on_user_error, find_user_error
+from seg.files import open_append
 from seg.resume import Resume, claim_run, resume_run
 from seg.rundir import RunDir, Status, Summary, load_checkpoint, remove_if_unused
 from seg.schema import TrainConfig
@@ -169,8 +170,8 @@ def shared_run_dir(run_dir: Path, cfg: TrainConfig) -> Path:
 
 
 def _log_to(path: Path) -> None:
-    """Append this process's log to the resumed run's train.log."""
-    handler = logging.FileHandler(path)
+    """Append this process's log to the resumed run's train.log (never through a symlink planted there)."""
+    handler = logging.StreamHandler(open_append(path))
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(levelname)s] %(message)s", "%H:%M:%S"))
     logging.getLogger().addHandler(handler)
 

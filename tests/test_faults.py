@@ -534,3 +534,22 @@ def test_links_planted_at_every_output_of_train_report_and_evaluate_redirect_not
     assert all((run.path / "eval" / n).is_symlink() for n in OUTPUTS), "evaluate refused before writing"
     assert _files_outside(tmp_path, run.path, study) == before, "a write went outside the output folders"
     assert not list(outside.iterdir()), "a dangling link was followed"
+
+
+def test_a_resumed_runs_log_is_appended_to_never_through_a_planted_link(tmp_path: Path) -> None:
+    from seg.files import OutputExists, open_append
+
+    log = tmp_path / "train.log"
+    with open_append(log) as f:
+        f.write("epoch 1\n")
+    with open_append(log) as f:
+        f.write("epoch 2\n")
+    assert log.read_text() == "epoch 1\nepoch 2\n"
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    for target in (victim, tmp_path / "dangling"):
+        link = tmp_path / f"to-{target.name}.log"
+        link.symlink_to(target)
+        with pytest.raises(OutputExists, match="is a symlink; refusing to follow it"):
+            open_append(link)
+    assert victim.read_text() == "keep" and not (tmp_path / "dangling").exists()
