@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 CONSTRAINTS ?= scripts/constraints-cpu.txt
 STAMP := $(VENV)/.installed-stamp
 PROFILE ?= quick
+# `make test` runs this many pytest workers (pytest-xdist): the suite's CLI processes are mostly single-threaded
+TEST_WORKERS ?= 2
 ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -29,8 +31,8 @@ demo: install ## train a small UNet on synthetic pets (CPU, ~35 s of training)
 train: install ## train with the default config; pass overrides in ARGS="model=resnet34_unet ..."
 	$(PY) -m seg.train $(ARGS)
 
-test: install ## run the test suite
-	$(PY) -m pytest -q $(ARGS)
+test: install ## run the test suite (TEST_WORKERS processes, one test file each at a time; 0: in this process)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 test-cluster: install ## SLURM and Ray on this machine (root or sudo, apt): run tests/cluster, then stop them
 	@echo "== test-cluster installs, if missing: Debian's slurm-wlm munge slurmdbd mariadb-server (apt-get), the"
