@@ -24,7 +24,8 @@ from omegaconf import DictConfig
 from seg.claims import ClaimBusy
 from seg.config import CONF_DIR, HYDRA_VERSION_BASE, register, typed_config
 from seg.engine.distributed import broadcast_object, init_distributed, shutdown_distributed
-from seg.engine.runtime import Interrupted, resolve_device, stop_signals_interrupt
+from seg.engine.runtime import resolve_device
+from seg.engine.stopping import Interrupted, stop_signals_interrupt
 from seg.errors import SegError, exit_on_user_error, find_user_error
 from seg.files import open_append
 from seg.resume import Resume, claim_run, resume_run

@@ -20,7 +20,8 @@ from seg.engine.evaluation import Evaluation, evaluate_dataset
 from seg.engine.fit import Hook, TrainState, fit
 from seg.engine.hooks import CheckpointHook, EarlyStopHook, HistoryHook, TrackerHook
 from seg.engine.parts import Training
-from seg.engine.runtime import Interrupted, restore_rng_state
+from seg.engine.runtime import restore_rng_state
+from seg.engine.stopping import Interrupted
 from seg.engine.tracking import WandbTracker
 from seg.errors import find_user_error
 from seg.files import atomic_write

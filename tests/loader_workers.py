@@ -10,7 +10,8 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from seg.engine.runtime import make_loader, stop_signals_interrupt
+from seg.engine.runtime import make_loader
+from seg.engine.stopping import stop_signals_interrupt
 
 KEPT = []  # loaders held until the interpreter exits
 

@@ -18,7 +18,8 @@ import torch
 from seg.engine.distributed import broadcast_object, reduce_meter
 from seg.engine.loop import batches, evaluate, train_one_epoch
 from seg.engine.progress import progress, show_epoch
-from seg.engine.runtime import interrupts_deferred, reseed_loader
+from seg.engine.runtime import reseed_loader
+from seg.engine.stopping import interrupts_deferred
 from seg.errors import NonFiniteError
 from seg.metrics import SegmentationMeter
 from seg.rundir import Status

@@ -15,14 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
-from seg.engine.stopping import (  # noqa: F401  (Interrupted & co. are imported from here too)
-    Interrupted,
-    interrupts_deferred,
-    raise_if_stopped,
-    release_held_signals,
-    stop_signals_held,
-    stop_signals_interrupt,
-)
+from seg.engine.stopping import raise_if_stopped, release_held_signals, stop_signals_held
 from seg.errors import ConfigError
 
 
