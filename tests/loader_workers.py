@@ -17,13 +17,13 @@ KEPT = []  # loaders held until the interpreter exits
 
 
 class Items(Dataset):
-    """Four items; `busy`: each read takes 300 s."""
+    """`n` items (seg's loaders ask for (index, seed)); `busy`: each read takes 300 s."""
 
-    def __init__(self, busy: bool) -> None:
-        self.busy = busy
+    def __init__(self, busy: bool = False, n: int = 4) -> None:
+        self.busy, self.n = busy, n
 
     def __len__(self) -> int:
-        return 4
+        return self.n
 
     def __getitem__(self, item: tuple[int, int]) -> int:
         if self.busy:

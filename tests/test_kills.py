@@ -16,6 +16,7 @@ import pytest
 from clitools import cli_env, read_csv_columns, start_cli
 from configs import CONF, compose_config
 from joblib.externals.loky.process_executor import TerminatedWorkerError
+from loader_workers import Items
 from omegaconf import DictConfig
 
 import seg.files
@@ -177,16 +178,6 @@ def test_sigterm_while_loader_workers_start_stops_the_run_in_seconds(tmp_path: P
     assert not [pid for pid in workers if _running(pid)], "a loader worker outlived its run"
 
 
-class _Items:
-    """Eight items for a loader (seg's loaders ask for (index, seed))."""
-
-    def __len__(self) -> int:
-        return 8
-
-    def __getitem__(self, item: tuple[int, int]) -> int:
-        return item[0]
-
-
 @pytest.fixture
 def stop_signals() -> None:
     """This process's SIGINT/SIGTERM raise Interrupted for the test (seg.train's handlers), then as they were."""
@@ -216,7 +207,7 @@ def test_a_stop_signal_whose_exception_was_lost_stops_the_loader_at_the_next_bat
     from seg.engine import stopping
     from seg.engine.runtime import make_loader
 
-    batches = iter(make_loader(_Items(), 2, 0, False, False))
+    batches = iter(make_loader(Items(n=8), 2, 0, False, False))
     next(batches)
     with contextlib.suppress(stopping.Interrupted):  # as Python does in a finalizer
         stopping._raise_interrupted(signal.SIGTERM, None)
