@@ -7,12 +7,14 @@ from files (ablation, arm, run names) are checked to be one plain file name befo
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from seg.errors import SegError
 
@@ -76,6 +78,16 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any] | Sequence[Any]]) -> str:
+    """`rows` as CSV text under the header `columns`: a row is a mapping (keys not in `columns` left out, missing
+    ones empty) or a sequence in the columns' order."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    writer.writerows([row.get(c, "") for c in columns] if isinstance(row, Mapping) else row for row in rows)
+    return buffer.getvalue()
 
 
 def atomic_write_text(path: Path, text: str) -> None:

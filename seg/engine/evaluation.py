@@ -7,7 +7,6 @@ Under torchrun each rank scores its shard (no padding) and the results are gathe
 from __future__ import annotations
 
 import csv
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from torch.utils.data import Dataset
 from seg.engine.distributed import DistContext, ShardSampler, gather_objects, reduce_meter
 from seg.engine.loop import batches
 from seg.engine.runtime import Precision, make_loader
-from seg.files import atomic_write_text
+from seg.files import atomic_write_text, csv_text
 from seg.metrics import SegmentationMeter, summary_stats
 
 PER_IMAGE_COLUMNS = ["image", "dice", "tp", "fp", "fn"]
@@ -51,12 +50,9 @@ class Evaluation:
 
     def write_per_image(self, path: Path) -> None:
         """One CSV row per image: name, Dice, TP, FP, FN (replaced atomically, never written through a symlink)."""
-        text = io.StringIO(newline="")
-        writer = csv.writer(text)
-        writer.writerow(PER_IMAGE_COLUMNS)
-        for name, (dice, tp, fp, fn) in zip(self.names, self.table):
-            writer.writerow([name, f"{dice:.6f}", int(tp), int(fp), int(fn)])
-        atomic_write_text(path, text.getvalue())
+        rows = zip(self.names, self.table)
+        atomic_write_text(path, csv_text(PER_IMAGE_COLUMNS, [[name, f"{d:.6f}", int(tp), int(fp), int(fn)]
+                                                             for name, (d, tp, fp, fn) in rows]))  # fmt: skip
 
 
 def read_per_image(path: Path) -> dict[str, tuple[float, int, int, int]]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
-from seg.files import atomic_write_text
+from seg.files import atomic_write_text, csv_text
 from seg.rundir import METRICS_COLUMNS, RunDir
 from seg.viz import plot_curves
 
@@ -26,11 +23,7 @@ class History:
         self._rewrite()
 
     def _rewrite(self) -> None:
-        text = io.StringIO(newline="")
-        writer = csv.DictWriter(text, METRICS_COLUMNS)
-        writer.writeheader()
-        writer.writerows(self.rows)
-        atomic_write_text(self.run.metrics, text.getvalue())
+        atomic_write_text(self.run.metrics, csv_text(METRICS_COLUMNS, self.rows))
 
     def plot(self, title: str, subtitle: str, best_epoch: int) -> None:
         """curves.png: loss, Dice and lr against epoch, train and val overlaid, the best epoch marked."""

@@ -7,14 +7,13 @@ the CSV, the .tex file and the W&B table of one report table share one name.
 from __future__ import annotations
 
 import csv
-import io
 import math
 import re
 import statistics
 from pathlib import Path
 from typing import Any
 
-from seg.files import atomic_write_text
+from seg.files import atomic_write_text, csv_text
 
 Table = tuple[str, list[str], list[list[Any]]]
 
@@ -78,9 +77,7 @@ def write_tables(report_md: Path, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for key, columns, rows in _raw_tables(report_md.read_text()):
-        text = io.StringIO(newline="")
-        csv.writer(text).writerows([columns, *rows])
-        atomic_write_text(out_dir / f"{key}.csv", text.getvalue())
+        atomic_write_text(out_dir / f"{key}.csv", csv_text(columns, rows))
         atomic_write_text(out_dir / f"{key}.tex", booktabs(columns, rows))
         written += [out_dir / f"{key}.csv", out_dir / f"{key}.tex"]
     return written

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seg.files import atomic_write_text
+from seg.files import atomic_write_text, csv_text
 from seg.markdown import fmt, markdown_table
-from seg.sweep.results import JobResult, csv_text
+from seg.sweep.results import JobResult
 
 __all__ = ["FOLD_KEY", "write_cv_summary"]
 
@@ -50,8 +50,7 @@ def write_cv_summary(sweep_dir: Path, jobs: list[JobResult]) -> str | None:
             f"- test Dice: {_mean_sd([j.test_dice for j in members])}\n\n"
             + markdown_table(CV_COLUMNS[1:], [r[1:] for r in group_rows])
         )
-    table = [dict(zip(CV_COLUMNS, map(fmt, r))) for r in rows]
-    atomic_write_text(sweep_dir / "cv_summary.csv", csv_text(CV_COLUMNS, table))
+    atomic_write_text(sweep_dir / "cv_summary.csv", csv_text(CV_COLUMNS, [[fmt(c) for c in r] for r in rows]))
     text = f"# Cross-validation over {FOLD_KEY} ({sweep_dir})\n\n" + "\n\n".join(sections) + "\n"
     atomic_write_text(sweep_dir / "cv_summary.md", text)
     return text

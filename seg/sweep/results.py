@@ -5,13 +5,11 @@ Shared by the end-of-sweep summary (callbacks.py), the Optuna sweeper and `pytho
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seg.files import atomic_write_text
+from seg.files import atomic_write_text, csv_text
 from seg.markdown import fmt, markdown_table
 from seg.rundir import RunDir, Status, Summary
 
@@ -93,15 +91,6 @@ def _job_number(job_dir: Path) -> int | str:
 def summary_paths(sweep_dir: Path) -> tuple[Path, Path]:
     """summary.csv and summary.md of a sweep directory (an Optuna search's: seg/sweep/trial_table.py)."""
     return sweep_dir / "summary.csv", sweep_dir / "summary.md"
-
-
-def csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
-    """`rows` as CSV text under the header `columns` (keys not in it are left out)."""
-    buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def write_sweep_summary(sweep_dir: Path, jobs: list[JobResult]) -> tuple[Path, Path]:

@@ -17,10 +17,10 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from seg.files import atomic_write_text
+from seg.files import atomic_write_text, csv_text
 from seg.markdown import fmt, markdown_table
 from seg.rundir import RunDir, Status
-from seg.sweep.results import JobResult, csv_text, load_job, summary_paths
+from seg.sweep.results import JobResult, load_job, summary_paths
 from seg.sweep.storage import INTERRUPTED
 
 # Trial user attribute: the sweep folder (absolute) of the call that asked for the trial; its job folder is
