@@ -80,17 +80,18 @@ def command_line_sweeps(sweep_dir: Path) -> set[str]:
 def name_part(key: str, value: Any) -> str:
     """`seed=1` -> s1, a group choice `model=unet` -> unet, `optimizer.lr=0.0031622` -> lr0.00316, a word
     `model.encoder=resnet18` -> resnet18, `trainer.deterministic=true` -> deterministic-true."""
-    text = str(value)
+    text, last = str(value), key.rsplit(".", 1)[-1]
     if key == "seed":
         return f"s{text}"
     if key in GROUPS:
         return text
-    if isinstance(value, float) or re.fullmatch(r"[-+]?\d*\.\d+(e[-+]?\d+)?|[-+]?\d+e[-+]?\d+", text, re.I):
-        text = f"{float(text):.3g}"
-    if re.fullmatch(r"[-+]?[\d.]+(e[-+]?\d+)?", text, re.I):
-        return f"{key.rsplit('.', 1)[-1]}{text}"
-    return text if not isinstance(value, bool) and text.lower() not in ("true", "false", "none", "null") else (
-        f"{key.rsplit('.', 1)[-1]}-{text.lower()}")
+    if isinstance(value, bool) or text.lower() in ("true", "false", "none", "null"):
+        return f"{last}-{text.lower()}"
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return f"{last}{text}" if re.fullmatch(r"[-+]?\d+", text) else f"{last}{number:.3g}"
 
 
 def _key(override: str) -> str:
