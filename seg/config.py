@@ -130,9 +130,22 @@ def check_values(root: Any) -> None:
         from seg.data import check_data_keys  # torch, as for the model check
 
         check_data_keys(root.data)
-        if root.study is not None and root.study.checkpoint == "ema" and root.trainer.ema_decay is None:
-            raise ConfigError("invalid config: study.checkpoint=ema needs trainer.ema_decay (e.g. 0.99): runs "
-                              "without it have no ema.pt; or judge study.checkpoint=best|last")  # fmt: skip
+        if root.study is not None:
+            _check_study(root.study, root.trainer)
+
+
+def _check_study(study: schema.StudyConfig, trainer: schema.TrainerConfig) -> None:
+    """The study keys that cannot work together."""
+    if study.checkpoint == "ema" and trainer.ema_decay is None:
+        raise ConfigError("invalid config: study.checkpoint=ema needs trainer.ema_decay (e.g. 0.99): runs "
+                          "without it have no ema.pt; or judge study.checkpoint=best|last")  # fmt: skip
+    if study.fold_mode == "every" and study.folds is None:
+        raise ConfigError("invalid config: study.fold_mode=every needs study.folds=K (the number of folds), e.g. "
+                          "study.folds=5")  # fmt: skip
+    if study.fold_mode == "every" and study.vary:
+        raise ConfigError(f"invalid config: study.vary={list(study.vary)} varies one source at a fixed split; it "
+                          "cannot be combined with study.fold_mode=every (use study.fold_mode=per_seed, or "
+                          "study.vary=[])")  # fmt: skip
 
 
 def _check_model_fits(cfg: schema.TrainConfig) -> None:

@@ -25,7 +25,7 @@ from seg.data.synthetic import write_folder_dataset
 from seg.errors import ConfigError
 from seg.rundir import RunDir, Status, Summary
 from seg.schema import StudyConfig
-from seg.study.plan import Ablation, Job, check_folds, comparison_names, expand
+from seg.study.plan import Ablation, Job, comparison_names, expand
 from seg.study.planner import plan
 from seg.study.report import judged_pairs, write_report
 from seg.study.results import StudyRecord, load_runs, paired_comparisons
@@ -104,10 +104,10 @@ def test_every_fold_mode_runs_each_seed_on_each_fold_with_its_own_key(folder_roo
 
 
 def test_a_study_it_cannot_plan_is_one_line_before_any_run() -> None:
-    for bad, message in [({"fold_mode": "every"}, "study.fold_mode=every needs study.folds=K"),
-                         ({"fold_mode": "every", "folds": 2, "vary": ["init"]}, "cannot be combined")]:  # fmt: skip
+    for bad, message in [(["study.fold_mode=every"], "study.fold_mode=every needs study.folds=K"),
+                         (["study.fold_mode=every", "study.folds=2", "study.vary=[init]"], "cannot be combined")]:
         with pytest.raises(ConfigError, match=message):
-            check_folds(StudyConfig(**bad))
+            compose_config("study=ablations", *bad)
     with pytest.raises(ConfigError, match="study.fold_mode"):
         compose_config("study=ablations", "study.fold_mode=all")
     with pytest.raises(ConfigError, match=r"ablation.values=\['cosine'\]; allowed: two or more distinct values"):

@@ -152,15 +152,6 @@ def seed_folds(seed: int, folds: int | None, fold_mode: str) -> list[int | None]
     return [seed % folds] if fold_mode == "per_seed" else list(range(folds))
 
 
-def check_folds(study: StudyConfig) -> None:
-    """The fold keys of a study that cannot work together: one line (ConfigError) before anything is planned."""
-    if study.fold_mode == "every" and study.folds is None:
-        raise ConfigError("study.fold_mode=every needs study.folds=K (the number of folds), e.g. study.folds=5")
-    if study.fold_mode == "every" and study.vary:
-        raise ConfigError(f"study.vary={list(study.vary)} varies one source at a fixed split; it cannot be combined "
-                          "with study.fold_mode=every (use study.fold_mode=per_seed, or study.vary=[])")  # fmt: skip
-
-
 def seed_overrides(seed: int, folds: int | None, fold: int | None = None) -> list[str]:
     """The overrides of a study's seed: `seed=s`, and with study.folds=K the fold it trains on (`fold`, by default
     s % K)."""

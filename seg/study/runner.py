@@ -36,7 +36,7 @@ from seg.config import typed_job_config
 from seg.errors import ConfigError, SegError
 from seg.rundir import RunDir, Status
 from seg.schema import StudyConfig, TrainConfig
-from seg.study.plan import Job, check_folds, comparison_names, describe, expand, load_ablations, seed_sequence
+from seg.study.plan import Job, comparison_names, describe, expand, load_ablations, seed_sequence
 from seg.study.progress import tally_text, with_progress
 from seg.study.report import write_report
 from seg.study.results import StudyRecord, load_runs, paired_comparisons, run_path
@@ -79,7 +79,6 @@ def run_study(config: DictConfig, arguments: list[str], compose_raw: Callable[[l
     own = typed_job_config(config)
     study = own.study or StudyConfig(name=own.name)
     study_dir = Path(str(config.hydra.sweep.dir)).absolute()
-    check_folds(study)
 
     composed: dict[tuple[str, ...], TrainConfig] = {}  # composing takes ~0.1 s (more on a busy CPU): once per job
 
