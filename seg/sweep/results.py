@@ -52,8 +52,7 @@ class JobResult:
 
     def override_map(self) -> dict[str, str]:
         """`key=value` overrides as {key: value} (a leading + or ~ dropped from the key)."""
-        pairs = (o.split("=", 1) for o in self.overrides if "=" in o)
-        return {k.lstrip("+~"): v for k, v in pairs}
+        return {override_key(o): o.split("=", 1)[1] for o in self.overrides if "=" in o}
 
     def metrics(self) -> list[dict[str, float]]:
         """The per-epoch rows of metrics.csv ([] when absent)."""
@@ -88,6 +87,16 @@ def _job_number(job_dir: Path) -> int | str:
     return int(job_dir.name) if job_dir.name.isdigit() else job_dir.name
 
 
+def override_key(override: str) -> str:
+    """The key of a `key=value` override (a leading + or ~ dropped)."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def shared_overrides(override_lists: list[list[str]]) -> list[str]:
+    """The overrides every list holds, in the first list's order."""
+    return [o for o in override_lists[0] if all(o in other for other in override_lists)] if override_lists else []
+
+
 def summary_paths(sweep_dir: Path) -> tuple[Path, Path]:
     """summary.csv and summary.md of a sweep directory (an Optuna search's: seg/sweep/trial_table.py)."""
     return sweep_dir / "summary.csv", sweep_dir / "summary.md"
@@ -104,7 +113,7 @@ def write_sweep_summary(sweep_dir: Path, jobs: list[JobResult]) -> tuple[Path, P
 def summary_markdown(sweep_dir: Path, jobs: list[JobResult]) -> str:
     """summary.md: the overrides every job shares said once, each job's own overrides with short numbers
     (`optimizer.lr=0.000123`), the jobs sorted by best val Dice (the value the sweep maximises; unfinished last)."""
-    shared = [o for o in jobs[0].overrides if all(o in job.overrides for job in jobs)] if len(jobs) > 1 else []
+    shared = shared_overrides([job.overrides for job in jobs]) if len(jobs) > 1 else []
     ranked = sorted(jobs, key=lambda j: -(j.best_val_dice or 0.0) if j.summary and j.summary.status.finished else 1.0)
     cells = []
     for job in ranked:

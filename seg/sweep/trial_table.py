@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from seg.files import atomic_write_text, csv_text
 from seg.markdown import fmt, markdown_table
 from seg.rundir import RunDir, Status
-from seg.sweep.results import JobResult, load_job, summary_paths
+from seg.sweep.results import JobResult, load_job, override_key, shared_overrides, summary_paths
 from seg.sweep.storage import INTERRUPTED
 
 # Trial user attribute: the sweep folder (absolute) of the call that asked for the trial; its job folder is
@@ -107,7 +107,7 @@ def write_trial_table(study: optuna.Study, sweep_dir: Path, storage: str | None)
     rows = trial_rows(study)
     params = sorted({p for row in rows for p in row.trial.params})
     own = {row.trial.number: _own_overrides(row, params) for row in rows if row.job is not None}
-    shared = [o for o in next(iter(own.values()), []) if all(o in job for job in own.values())]
+    shared = shared_overrides(list(own.values()))
     extra = {n: [o for o in job if o not in shared] for n, job in own.items()}
     columns = [*COLUMNS[:4], *params, *COLUMNS[4:]] + (["other overrides"] if any(extra.values()) else [])
     searches = sweep_dir.resolve().parent
@@ -133,7 +133,7 @@ def _own_overrides(row: TrialRow, params: list[str]) -> list[str]:
     """The job's overrides less the searched parameters and its trial number."""
     if row.job is None:
         return []
-    return [o for o in row.job.overrides if o.split("=", 1)[0].lstrip("+~") not in (*params, "pruning.trial")]
+    return [o for o in row.job.overrides if override_key(o) not in (*params, "pruning.trial")]
 
 
 def _cell(column: str, value: Any) -> str:
