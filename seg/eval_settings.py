@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from seg.overrides import override_key
 from seg.schema import EvaluateConfig, TrainConfig
 
 FROM_CHECKPOINT = ("data.root", "data.image_size", "data.uncertain", "data.limit", "data.batch_size", "threshold",
@@ -28,7 +29,7 @@ def _get(node: Any, key: str) -> Any:
 def setting_sources(cfg: EvaluateConfig, run_cfg: TrainConfig, given: Iterable[str]) -> list[tuple[str, Any, str]]:
     """(key, value used, where it came from) for each setting; `run_cfg`: the checkpoint's config with this
     command's settings applied (seg.evaluate.effective_config); `given`: this command's overrides."""
-    given = {g.split("=", 1)[0].lstrip("+~") for g in given}
+    given = {override_key(g) for g in given}
     rows = []
     for key in FROM_CHECKPOINT:
         used = run_cfg.logger.name if key == "logger" else _get(run_cfg, key)  # run_cfg: the settings used

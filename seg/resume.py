@@ -19,6 +19,7 @@ from seg import schema
 from seg.claims import Claim, acquire
 from seg.config import result_items, train_config_from_yaml, walk
 from seg.errors import ConfigError
+from seg.overrides import override_key
 from seg.rundir import Checkpoint, RunDir, load_checkpoint, resume_checkpoint_path
 
 
@@ -46,7 +47,7 @@ def touched_prefixes(overrides: list[str]) -> list[str]:
     a `_global_` group (experiment=..., debug=...) may set any key: ''."""
     prefixes = []
     for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~").split("@", 1)[0]
+        key = override_key(override, package=False)
         if key == "resume" or key.startswith("hydra.") or key == "hydra":
             continue
         prefixes.append("" if key.split("/", 1)[0] in schema.GLOBAL_GROUPS else key.replace("/", "."))

@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from seg.config import debug_limits
+from seg.overrides import override_key
 from seg.schema import GROUPS, TrainConfig
 
 
@@ -32,7 +33,7 @@ def tracking_names(cfg: TrainConfig, hydra: Any) -> TrainConfig:
     A resumed run keeps the names its stored config has (they are written here once, on its first start)."""
     lg = cfg.logger
     overrides = [str(o) for o in hydra.overrides.task]
-    given = {_key(o) for o in overrides}
+    given = {override_key(o) for o in overrides}
     group, name = lg.group, lg.run_name
     if str(hydra.mode) in ("MULTIRUN", "RunMode.MULTIRUN") and cfg.resume is None:
         sweeper = hydra.sweeper
@@ -59,9 +60,9 @@ def sweep_job_name(overrides: Iterable[str], swept: set[str], trial: int | None)
     """The values of the swept keys among a job's overrides, joined by '-' ('' when none), `t<trial>` first."""
     parts = [f"t{trial}"] if trial is not None else []
     for override in overrides:
-        key, _, value = override.partition("=")
-        if _key(key) in swept:
-            parts.append(name_part(_key(key), value))
+        key = override_key(override)
+        if key in swept:
+            parts.append(name_part(key, override.partition("=")[2]))
     return "-".join(parts)
 
 
@@ -92,7 +93,3 @@ def name_part(key: str, value: Any) -> str:
     except ValueError:
         return text
     return f"{last}{text}" if re.fullmatch(r"[-+]?\d+", text) else f"{last}{number:.3g}"
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")

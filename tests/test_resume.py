@@ -10,7 +10,7 @@ from clitools import read_csv_columns, run_cli
 from configs import compose_config
 
 from seg.errors import ConfigError
-from seg.resume import resume_run
+from seg.resume import resume_run, touched_prefixes
 from seg.rundir import RunDir, Status, load_checkpoint
 from seg.training import train
 
@@ -76,6 +76,13 @@ def test_neutral_overrides_are_taken(cosine_run: RunDir, cli_paths: list[str]) -
     accepted = resume(cosine_run, cli_paths, "trainer.progress=false", "data.num_workers=1", "logger.mode=disabled")
     assert accepted.config.trainer.progress.lower() == "false" and accepted.config.data.num_workers == 1
     assert accepted.config.logger.mode == "disabled"
+
+
+def test_the_keys_a_command_touches() -> None:
+    """A group chosen into a package (`model@x=...`) touches the group; a _global_ group, every key."""
+    command = ["+trainer.epochs=3", "~logger", "model@x=unet", "hydra.verbose=true", "resume=r"]
+    assert touched_prefixes(command) == ["trainer.epochs", "logger", "model"]
+    assert touched_prefixes(["experiment=demo"]) == [""]
 
 
 def test_onecycle_cannot_be_extended_but_a_constant_lr_can(tmp_path: Path, cli_paths: list[str]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from seg.config import debug_limits, result_items
 from seg.errors import ConfigError
+from seg.overrides import override_key
 from seg.schema import StudyConfig, TrainConfig
 
 Compose = Callable[[list[str]], TrainConfig]
@@ -162,12 +163,8 @@ def seed_overrides(seed: int, folds: int | None, fold: int | None = None) -> lis
 
 def _merge(arguments: list[str], job: list[str]) -> list[str]:
     """The command's overrides, less those of keys the job sets (the job's win), then the job's."""
-    keys = {_key(o) for o in job}
-    return [o for o in arguments if _key(o) not in keys] + job
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
+    keys = {override_key(o) for o in job}
+    return [o for o in arguments if override_key(o) not in keys] + job
 
 
 def describe(cfg: TrainConfig, varied: list[str]) -> str:

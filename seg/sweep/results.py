@@ -11,6 +11,7 @@ from typing import Any
 
 from seg.files import atomic_write_text, csv_text
 from seg.markdown import fmt, markdown_table
+from seg.overrides import override_key
 from seg.rundir import RunDir, Status, Summary
 
 SUMMARY_COLUMNS = ["job", "overrides", "status", "best_val_dice", "test_dice", "epochs", "seconds"]
@@ -85,11 +86,6 @@ def load_sweep(sweep_dir: Path) -> list[JobResult]:
 
 def _job_number(job_dir: Path) -> int | str:
     return int(job_dir.name) if job_dir.name.isdigit() else job_dir.name
-
-
-def override_key(override: str) -> str:
-    """The key of a `key=value` override (a leading + or ~ dropped)."""
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def shared_overrides(override_lists: list[list[str]]) -> list[str]:
