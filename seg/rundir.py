@@ -311,8 +311,9 @@ def sweep_dir_for(output_dir: str, name: str, stamp: str) -> str:
 
 
 def optuna_storage_for(output_dir: str, study_name: str) -> str:
-    """An Optuna search's default storage (hparams_search): one sqlite file per study, which every call continues."""
-    return f"sqlite:///{output_dir}/{OPTUNA}/{study_name}.db"
+    """An Optuna search's default storage (hparams_search): one sqlite file per study, which every call continues
+    (`<output_dir>/optuna/<study name>.db`, the name checked as a sweep's is)."""
+    return f"sqlite:///{output_dir_for(output_dir)}/{OPTUNA}/{safe_name(study_name)}.db"
 
 
 LAYOUT = (RUNS, EVAL, RESUMES)  # the folders the resolvers above add under paths.output_dir (and remove)

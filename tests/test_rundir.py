@@ -24,10 +24,12 @@ from seg.rundir import (
     Summary,
     eval_dir_for,
     load_checkpoint,
+    optuna_storage_for,
     remove_if_unused,
     resume_checkpoint_path,
     run_dir_for,
     save_checkpoint,
+    sweep_dir_for,
 )
 from seg.schema import TrainConfig
 
@@ -163,6 +165,26 @@ def test_names_and_eval_dirs_stay_under_the_output_dir(tmp_path) -> None:
     outside.config.parent.mkdir(parents=True)
     outside.config.write_text("x")
     assert eval_dir_for(str(outside.best), str(out), "test_t") == f"{out}/eval/best_test_t"
+
+
+def test_the_sweep_dir_and_its_optuna_storage_are_named_alike(tmp_path) -> None:
+    out = tmp_path / "outputs"
+    assert sweep_dir_for(str(out), "demo", "t") == f"{out}/multirun/demo/t"
+    assert optuna_storage_for(str(out), "demo") == f"sqlite:///{out}/optuna/demo.db"
+
+
+@pytest.mark.parametrize(("name", "output_dir"), [("../x", "outputs"), ("a/b", "outputs"), ("demo", "file")])
+def test_a_crafted_name_or_a_file_as_output_dir_is_refused_alike_for_the_sweep_and_its_storage(
+    tmp_path, name: str, output_dir: str
+) -> None:
+    (tmp_path / "file").write_text("")
+    output_dir = str(tmp_path / output_dir)
+    with pytest.raises(ConfigError) as sweep:
+        sweep_dir_for(output_dir, name, "t")
+    with pytest.raises(ConfigError) as storage:
+        optuna_storage_for(output_dir, name)
+    assert str(storage.value) == str(sweep.value) and str(sweep.value).startswith("invalid config:")
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_a_refused_command_leaves_no_folder(tmp_path) -> None:
