@@ -2,11 +2,19 @@
 
     nice -n 5 python scripts/simulate_verdicts.py [--studies 2000] [--real <study dir>] [--only aa,skew,seq]
 
-- aa: A/A (exchangeable arms, per-seed differences symmetric about 0), n = 3..12 seeds, 7 comparisons with Holm:
-  the family-wise rate of any "difference" for each test, with differences normal, t(3), a collapse mixture (one
-  arm of a seed near 0 now and then, either arm alike) and, with --real, a finished study's own per-seed
-  differences (each comparison's, resampled) with random signs; and the power of one comparison at d = 1, 2, 4
-  (normal differences, the other 6 null).
+- aa: A/A (exchangeable arms), n = 3..12 seeds, 7 comparisons: the family-wise rate of any "difference" within
+  the default's largest family (the 4 comparisons of the augmentation ablation, Holm) and within the study (all 7,
+  Holm, study.family=study), for each test. The per-seed difference is drawn
+  * as the issue names it: normal, t(3), a collapse mixture (one arm of a seed near 0 now and then, either arm
+    alike);
+  * as the difference of two independent runs of one config, e_A - e_B (what an A/A pair is: seed s shares
+    what it shares, and the rest of each run's deviation is its own): runs uniform (the lightest tails), lognormal
+    (skewed), collapsing one time in ten, two-mode (each run lands on one of two results, 50/50), and with --real
+    the real sample's runs (each arm's per-seed results, centred and scaled to unit sd, pooled);
+  * outside the A/A null (symmetric, but no difference of two independent runs has these shapes): uniform
+    differences and, with --real, the issue's "real ±" (each comparison's own per-seed differences, resampled,
+    random signs: bimodal when the comparison has an effect).
+  And the power of one comparison at d = 1, 2, 4 (normal differences, the other 6 null, Holm over 7).
 - skew: unequal shapes: a centred lognormal difference (sigma 0.25, 0.5, 1; mean 0, most seeds below 0), an arm
   that collapses one seed in ten but is otherwise better (mean 0, most seeds above 0) and a lognormal with median
   0 (mean above 0). For each test: the rate of any "difference", of one on the side fewer seeds are on (a false
@@ -50,8 +58,28 @@ NULLS: dict[str, Null] = {
     "normal": lambda rng, size: rng.standard_normal(size),
     "t(3)": lambda rng, size: rng.standard_t(3, size=size),
     "collapse": collapse,
-    "uniform": lambda rng, size: rng.uniform(-1, 1, size),  # the lightest tails of a unimodal symmetric null
 }
+
+
+def runs(draw: Null) -> Null:
+    """The difference of two independent runs whose deviations ``draw`` draws: an A/A pair's difference."""
+    return lambda rng, size: draw(rng, size) - draw(rng, size)
+
+
+RUN_NULLS: dict[str, Null] = {
+    "uniform runs": runs(lambda rng, size: rng.uniform(-1, 1, size)),
+    "lognormal runs": runs(lambda rng, size: np.exp(rng.standard_normal(size))),
+    "collapsing runs": runs(lambda rng, size: rng.normal(0, 0.01, size) - 0.9 * (rng.random(size) < 0.1)),
+    "two-mode runs": runs(lambda rng, size: rng.choice([-1.0, 1.0], size=size) + rng.normal(0, 0.05, size)),
+}
+OUTSIDE: dict[str, Null] = {"uniform differences": lambda rng, size: rng.uniform(-1, 1, size)}
+
+
+def real_runs_null(arms: list[np.ndarray]) -> Null:
+    """A/A from the real sample's runs: each arm's per-seed results centred and scaled to unit sd (its shape, not
+    its level or spread), pooled, and the difference of two drawn at random."""
+    pool = np.concatenate([(a - a.mean()) / a.std(ddof=1) for a in arms if len(a) >= 3 and a.std() > 0])
+    return runs(lambda rng, size: rng.choice(pool, size=size))
 
 
 def real_null(diffs: list[np.ndarray]) -> Null:
@@ -65,43 +93,37 @@ def real_null(diffs: list[np.ndarray]) -> Null:
     return draw
 
 
-def real_aa_null(arms: list[np.ndarray]) -> Null:
-    """A/A from real runs: comparison j's difference is X_i - X_k for two distinct seeds i != k of one real arm
-    (its per-seed metric), drawn at random: the difference of two runs of the same config."""
-
-    def draw(rng: np.random.Generator, size: tuple[int, ...]) -> np.ndarray:
-        cols = []
-        for values in arms:
-            shape = size[:-2] + (1,) + size[-1:]
-            i = rng.integers(0, len(values), size=shape)
-            k = (i + rng.integers(1, len(values), size=shape)) % len(values)  # another seed
-            cols.append(values[i] - values[k])
-        return np.concatenate(cols, axis=-2)
-
-    return draw
-
-
 def family_rate(test: str, diffs: np.ndarray, groups: list[str] | None = None) -> np.ndarray:
     """(studies, M) flags: Holm-adjusted p <= ALPHA (across all M, or within ``groups``)."""
     p = pvalues(test, diffs)
     return (holm(p) if groups is None else holm_within(p, groups)) <= ALPHA
 
 
-def aa(n_studies: int, real: dict[str, Null], rng: np.random.Generator, tests: list[str]) -> None:
-    nulls = {**NULLS, **real}
-    print(f"\n## A/A: family-wise false-positive rate of {M} comparisons (Holm), and power of one at d = 1, 2, 4")
-    print("| test | seeds | " + " | ".join(f"FWER {k}" for k in nulls) + " | power d=1 | d=2 | d=4 |")
-    print("|---|---|" + "---|" * (len(nulls) + 3))
+def aa(n_studies: int, real: dict[str, dict[str, Null]], rng: np.random.Generator, tests: list[str]) -> None:
+    print(f"\n## A/A: family-wise false-positive rate (largest ablation family of 4 / all {M} comparisons, Holm), "
+          "and power of one comparison at d = 1, 2, 4 (Holm over 7)")
+    kinds = {"issue": NULLS, "runs": {**RUN_NULLS, **real.get("runs", {})},
+             "outside": {**OUTSIDE, **real.get("outside", {})}}  # fmt: skip
     for test in tests:
+        for kind, nulls in kinds.items():
+            print(f"\n{test}, {kind}:\n| null | " + " | ".join(f"n = {n}" for n in range(3, 13)) + " |")
+            print("|---|" + "---|" * 10)
+            for name, null in nulls.items():
+                cells = []
+                for n in range(3, 13):
+                    diffs = null(rng, (n_studies, M, n))
+                    fam, study = family_rate(test, diffs, GROUPS)[:, :4], family_rate(test, diffs)
+                    cells.append(f"{fam.any(-1).mean():.3f} / {study.any(-1).mean():.3f}")
+                print(f"| {name} | " + " | ".join(cells) + " |")
+                sys.stdout.flush()
+        power = []
         for n in range(3, 13):
-            rates = [family_rate(test, null(rng, (n_studies, M, n))).any(axis=-1).mean() for null in nulls.values()]
-            power = []
             for d in (1, 2, 4):
                 diffs = rng.standard_normal((n_studies, M, n))
                 diffs[:, 0] += d
-                power.append(family_rate(test, diffs)[:, 0].mean())
-            print(f"| {test} | {n} | " + " | ".join(f"{r:.3f}" for r in [*rates, *power]) + " |")
-        sys.stdout.flush()
+                power.append(f"{family_rate(test, diffs)[:, 0].mean():.3f}")
+        print(f"\n{test}, power d = 1 / 2 / 4:\n| " + " | ".join(f"n = {n}" for n in range(3, 13)) + " |")
+        print("|" + "---|" * 10 + "\n| " + " | ".join(" / ".join(power[i:i + 3]) for i in range(0, 30, 3)) + " |")
 
 
 def lognormal(sigma: float, centre: str) -> Null:
@@ -219,12 +241,13 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     tests = args.tests.split(",")
     parts = args.only.split(",")
-    real = {}
+    real: dict[str, dict[str, Null]] = {}
     if args.real:
         comps = [c for c in real_comparisons(args.real) if len(c.arm) >= 3]
-        real["real ±"] = real_null([comps[i % len(comps)].arm - comps[i % len(comps)].baseline for i in range(M)])
-        arms = [a for c in comps for a in (c.arm, c.baseline)]
-        real["real A/A"] = real_aa_null([arms[i % len(arms)] for i in range(M)])
+        arms = list({tuple(a): a for c in comps for a in (c.arm, c.baseline)}.values())  # a shared baseline once
+        real["runs"] = {"real runs": real_runs_null(arms)}
+        real["outside"] = {"real ±": real_null([comps[i % len(comps)].arm - comps[i % len(comps)].baseline
+                                                for i in range(M)])}  # fmt: skip
         print(f"real: {len(comps)} comparisons of {args.real}, seeds {[len(c.arm) for c in comps]}")
     if "aa" in parts:
         aa(args.studies, real, rng, tests)

@@ -1,9 +1,11 @@
 """The planner: per comparison, the seeds for 80% power under the study's rule, the runs and hours they cost at the
 measured run times, and which comparisons a budget of hours can resolve (`python -m seg.report <dir> --plan`).
 
-Seeds: the verdict's own "seeds needed" (seg.study.power.seeds_to_resolve for the effect seen, d = mean / sd of
-the per-seed differences, at the Holm worst case alpha / family size): the rule the report's `study.max_seeds`
-advice uses too.
+Seeds: the verdict's own "seeds needed", the rule the report's `study.max_seeds` advice uses too: the fewer of
+the seeds that give a difference 80% power (seg.study.power.seeds_to_resolve for the effect seen, d = mean / sd of
+the per-seed differences, at the Holm worst case alpha / family size) and the seeds that put the interval of the
+mean inside ± margin with probability 0.8 (seg.study.power.seeds_to_equivalence: a "no difference"). A resolved
+comparison is planned for what a replication of its difference would need.
 Runs: the arm and the baseline for every seed beyond those completed (a baseline shared by the comparisons of
 one stratum is counted once). Hours: those runs at the mean training time of the same arm's completed runs, on
 the machine that ran them.
@@ -34,6 +36,7 @@ class PlanRow:
     n_seeds: int
     d: float
     seeds: int | None  # total seeds for 80% power (a resolved comparison: what a replication needs); None: > 100
+    aim: str | None  # the verdict those seeds aim at: "difference" or "no difference"
     new_runs: frozenset[tuple[str, str, str, int]]
     seconds: dict[tuple[str, str, str], float]  # seconds per seed of each cell it needs (K runs: fold_mode=every)
     runs_per_seed: int = 1  # study.fold_mode=every: K (a seed index in new_runs is one run per fold)
@@ -51,14 +54,16 @@ def plan(pairs: list[tuple[Paired, Verdict]], jobs: list[Job], runs: dict[str, R
     for p, v in pairs:
         diffs = p.comparison.arm - p.comparison.baseline
         d = effect_size(diffs)
-        total = v.seeds_needed if v.kind == "unresolved" else seeds_to_resolve(diffs, v.alpha / v.family_size,
-                                                                                v.rule.test)  # fmt: skip
+        total, aim = v.seeds_needed, v.resolves_as
+        if v.kind != "unresolved":
+            total, aim = seeds_to_resolve(diffs, v.alpha / v.family_size, v.rule.test), "difference"
         needed = set()
         if total is not None and v.kind == "unresolved":
             for arm in (p.arm, p.baseline):
                 needed |= {(p.ablation, p.stratum, arm, i) for i in range(v.n_seeds, total)}
         cost = {c: s for c, s in seconds.items() if c[:2] == (p.ablation, p.stratum)}
-        rows.append(PlanRow(p.name, v.kind, v.n_seeds, d, total, frozenset(needed), cost, per_seed))
+        rows.append(PlanRow(p.name, v.kind, v.n_seeds, d, total, aim if total else None, frozenset(needed), cost,
+                            per_seed))
     return rows
 
 
@@ -89,12 +94,14 @@ def within_budget(rows: list[PlanRow], budget_hours: float) -> list[PlanRow]:
 def plan_lines(rows: list[PlanRow], rule: Rule, budget_hours: float | None) -> list[str]:
     """The report's "Plan" section: a markdown table, and what the budget buys."""
     table = [[r.name, r.kind, r.n_seeds, "" if math.isnan(r.d) else f"{r.d:+.2f}",
-              r.seeds or "> 100",
+              r.seeds or "> 100", r.aim or "",
               len(r.new_runs) * r.runs_per_seed, _hours(hours([r]))] for r in rows]  # fmt: skip
-    lines = [f"Seeds for {POWER:.0%} power at the effect seen, under the study's rule ({rule.describe()}; "
-             "planned at the Holm worst case, alpha / family size); runs and training hours beyond those done, "
-             "at the measured run times.",
-             markdown_table(["comparison", "verdict", "seeds", "d", "seeds needed", "new runs", "hours"], table)]
+    lines = [f"Seeds for a verdict with {POWER:.0%} probability at the mean and spread seen: a difference under the "
+             f"study's rule ({rule.describe()}; planned at the Holm worst case, alpha / family size), or no "
+             "difference (the interval of the mean inside ± margin), whichever needs fewer; runs and training "
+             "hours beyond those done, at the measured run times.",
+             markdown_table(["comparison", "verdict", "seeds", "d", "seeds needed", "as", "new runs", "hours"],
+                            table)]
     open_rows = [r for r in rows if r.kind == "unresolved" and r.seeds is not None]
     if open_rows:
         runs = len(set().union(*(r.new_runs for r in open_rows))) * open_rows[0].runs_per_seed

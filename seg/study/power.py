@@ -111,3 +111,38 @@ def seeds_to_resolve(diffs: np.ndarray, alpha: float, test: str, target: float =
     (:func:`effect_size`); None when more than ``max_seeds`` would be needed (an effect near 0) or the spread is
     unknown (one seed)."""
     return seeds_needed(test, effect_size(diffs), alpha, target, max_seeds)
+
+
+def equivalence_power(d: float, e: float, n: int, level: float) -> float:
+    """P(the Student-t interval of level ``level`` from n seeds lies strictly inside (-margin, +margin)), for
+    normal differences with mean d and margin e, both in units of their sd (the "no difference" verdict's
+    chance). Averaged over the chi-square of the sd estimate like :func:`t_power`; 0 when |d| >= e would make
+    it at most a coin toss that vanishes with n."""
+    if n < MIN_SEEDS_FOR_CI or not e > 0 or math.isnan(d):
+        return 0.0
+    df = n - 1
+    crit = stats.t.ppf(0.5 + level / 2, df)
+    half = crit * np.sqrt(stats.chi2.ppf((np.arange(_CHI2_NODES) + 0.5) / _CHI2_NODES, df) / df / n)
+    room = np.maximum(e - half, 0.0)  # how far the mean estimate may fall from 0, for each sd estimate
+    inside = stats.norm.cdf((room - d) * math.sqrt(n)) - stats.norm.cdf((-room - d) * math.sqrt(n))
+    return float(np.mean(np.where(room > 0, inside, 0.0)))
+
+
+def seeds_to_equivalence(diffs: np.ndarray, margin: float, level: float, target: float = 0.8,
+                         max_seeds: int = 100) -> int | None:
+    """Total seeds at which the interval of the mean difference (level ``level``, Student t) falls inside
+    ± ``margin`` with probability ``target``, at the mean and sd seen in ``diffs``: the seeds for a "no
+    difference" verdict. None when more than ``max_seeds`` would be needed (a mean near or beyond the margin),
+    under 2 seeds, or without a margin."""
+    d = np.asarray(diffs, dtype=float)
+    if len(d) < 2 or not margin > 0:
+        return None
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    if sd == 0:
+        return MIN_SEEDS_FOR_CI if abs(mean) < margin else None
+    if abs(mean) >= margin:
+        return None
+    for n in range(MIN_SEEDS_FOR_CI, max_seeds + 1):
+        if equivalence_power(mean / sd, margin / sd, n, level) >= target:
+            return n
+    return None

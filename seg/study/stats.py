@@ -16,8 +16,10 @@ family, alpha, looks):
 - ``"no difference"``: not a difference, at least 3 seeds, and the equivalence interval (the hull of the
   paired seed-bootstrap CI and the Student-t CI; the bootstrap alone is too narrow with few seeds) lies
   strictly inside (-margin, +margin).
-- ``"unresolved"``: anything else, with the seeds that would resolve it (seg.study.power.seeds_to_resolve at
-  the Holm worst case alpha / family size).
+- ``"unresolved"``: anything else, with the seeds that would resolve it: the fewer of those that give a
+  difference 80% power (seg.study.power.seeds_to_resolve at the Holm worst case alpha / family size) and those
+  that put the equivalence interval inside the margin with probability 0.8 (seg.study.power.seeds_to_equivalence,
+  planned with the Student-t interval), both at the mean and sd seen; ``resolves_as`` says which.
 
 CIs have level 1 - alpha. Equivalence is not adjusted for multiplicity: a two-sided 1 - alpha CI inside the
 margin is a TOST at alpha/2 per comparison. Metrics are higher-is-better.
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import stats
 
-from seg.study.power import MIN_SEEDS_FOR_CI, min_seeds, seeds_to_resolve
+from seg.study.power import MIN_SEEDS_FOR_CI, min_seeds, seeds_to_equivalence, seeds_to_resolve
 from seg.study.pvalues import holm_within, permutation_pvalue, t_pvalues
 from seg.study.rules import Rule
 from seg.study.sequential import look_index, sequential_p
@@ -76,6 +78,7 @@ class Verdict:
     family_size: int = 1
     sd_diff: float = math.nan  # sd (ddof=1) of the paired differences
     ahead: int = 0  # seeds on which the arm scored higher than its baseline
+    resolves_as: str | None = None  # the verdict seeds_needed plans for: "difference" or "no difference"
 
     @property
     def alpha(self) -> float:
@@ -109,7 +112,8 @@ class Verdict:
             return (f"{self.name}: no difference beyond ±{self.margin:g}: {size}; {p}; the {level} equivalence "
                     f"interval {_fmt_ci(self.ci_equivalence)} lies inside the margin.")
         if self.seeds_needed is not None:
-            advice = f"about {self.seeds_needed} seeds would resolve it at the spread seen (80% power)"
+            aim = "a difference" if self.resolves_as == "difference" else f"no difference beyond ±{self.margin:g}"
+            advice = f"about {self.seeds_needed} seeds would resolve it at the mean and spread seen (80%, as {aim})"
         elif self.n_seeds < 2:
             advice = f"one seed shows no spread; run at least {min_seeds(self.rule.test, self.alpha)} seeds"
         else:
@@ -259,6 +263,11 @@ def judge(comparisons: list[Comparison], margin: float, rule: Rule | None = None
         low, high = v.ci_equivalence
         equivalent = n >= MIN_SEEDS_FOR_CI and -margin < low and high < margin
         kind = "difference" if v.p_holm <= rule.alpha else "no difference" if equivalent else "unresolved"
-        needed = seeds_to_resolve(diffs, rule.alpha / size, rule.test) if kind == "unresolved" else None
-        verdicts.append(replace(v, kind=kind, seeds_needed=None if needed is None else max(needed, n + 1)))
+        plans = {}
+        if kind == "unresolved":
+            plans = {"difference": seeds_to_resolve(diffs, rule.alpha / size, rule.test),
+                     "no difference": seeds_to_equivalence(diffs, margin, level)}  # fmt: skip
+        aim = min((k for k, s in plans.items() if s is not None), key=lambda k: plans[k], default=None)
+        needed = None if aim is None else max(plans[aim], n + 1)
+        verdicts.append(replace(v, kind=kind, seeds_needed=needed, resolves_as=aim))
     return verdicts
