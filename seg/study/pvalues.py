@@ -7,8 +7,10 @@ exchangeable arms, so that each difference is as likely to be +x as -x (symmetri
   under that null for any shape; its p-values are multiples of 2/2**n, so n seeds cannot give p below 2/2**n.
 - ``"t"``: the two-sided paired Student t-test (one-sample t of the differences against 0). Continuous p, so it
   uses the size of a consistent effect; exact for normal differences, and shown by simulation
-  (scripts/simulate_verdicts.py) to stay at or below its level for heavier tails (t with 3 df, a collapse
-  mixture), but not for light-tailed or few-valued ones (uniform: up to 0.08 at 0.05 with 3 seeds).
+  (scripts/simulate_verdicts.py) to stay at or below its level when a difference is that of two independent
+  runs with tails at least as heavy as a normal's (t with 3 df, lognormal, now and then collapsing); a little
+  above it for the lightest-tailed runs (uniform: up to 0.057 at 0.05), well above it for two-mode runs at 3
+  seeds and for symmetric shapes no pair of runs has (uniform or +-c differences).
 """
 
 from __future__ import annotations
