@@ -5,7 +5,7 @@ Seeds: the verdict's own "seeds needed", the rule the report's `study.max_seeds`
 the seeds that give a difference 80% power (seg.study.power.seeds_to_resolve for the effect seen, d = mean / sd of
 the per-seed differences, at the Holm worst case alpha / family size) and the seeds that put the interval of the
 mean inside ± margin with probability 0.8 (seg.study.power.seeds_to_equivalence: a "no difference"). A resolved
-comparison is planned for what a replication of its difference would need.
+comparison is planned for what a replication of its verdict would need.
 Runs: the arm and the baseline for every seed beyond those completed (a baseline shared by the comparisons of
 one stratum is counted once). Hours: those runs at the mean training time of the same arm's completed runs, on
 the machine that ran them.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from seg.markdown import markdown_table
 from seg.study.plan import Job
-from seg.study.power import effect_size, seeds_to_resolve
+from seg.study.power import effect_size, seeds_to_equivalence, seeds_to_resolve
 from seg.study.results import Paired, Run, by_seed, cells
 from seg.study.rules import Rule
 from seg.study.stats import Verdict
@@ -55,8 +55,10 @@ def plan(pairs: list[tuple[Paired, Verdict]], jobs: list[Job], runs: dict[str, R
         diffs = p.comparison.arm - p.comparison.baseline
         d = effect_size(diffs)
         total, aim = v.seeds_needed, v.resolves_as
-        if v.kind != "unresolved":
-            total, aim = seeds_to_resolve(diffs, v.alpha / v.family_size, v.rule.test), "difference"
+        if v.kind == "difference":
+            total, aim = seeds_to_resolve(diffs, v.alpha / v.family_size, v.rule.test), v.kind
+        elif v.kind == "no difference":
+            total, aim = seeds_to_equivalence(diffs, v.margin, 1 - v.alpha), v.kind
         needed = set()
         if total is not None and v.kind == "unresolved":
             for arm in (p.arm, p.baseline):
