@@ -3,6 +3,7 @@ study report gives per arm test Dice without and with TTA and the judged differe
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -101,12 +102,29 @@ def test_the_report_gives_each_arm_with_and_without_tta_and_the_difference(tmp_p
     section = text.split("## Test-time augmentation (`trainer.test_tta=flips`)\n\n", 1)[1].split("\n## ", 1)[0]
     assert section.startswith("7 of 8 completed runs also tested best.pt with TTA flips (4 views")
     assert "Holm within the TTA comparisons (2 comparisons), alpha 0.05). TTA is evaluation only" in section
-    assert "1 run tested without it (a study command does not test completed runs again) left out." in section
+    assert "; left out: 1 run tested without it (a study command does not test completed runs again)." in section
     rows = {r.split(" | ")[0].lstrip("| "): r.split(" | ") for r in section.splitlines() if r.startswith("| a: ")}
     assert rows["a: x"][1:5] == ["3", "0.7100 ± 0.0100", "0.7100 ± 0.0105", "+0.0000"]
     assert rows["a: y"][1:5] == ["4", "0.7150 ± 0.0129", "0.7365 ± 0.0142", "+0.0215"]
     assert rows["a: y"][9] == "difference" and rows["a: x"][9] == "no difference"
     assert "a: y vs x: no difference" in text, "the arms' comparison still judges the plain test"
+
+
+def test_runs_left_out_of_the_tta_section_are_counted_by_reason(tmp_path: Path) -> None:
+    """Tested without TTA, with another TTA, or with a TTA result that is gone: each counted as what it is."""
+    jobs = [Job("a", "", arm, seed, (), f"{arm}{seed}") for arm in ("x", "y") for seed in (0, 1, 2, 3)]
+    for job in jobs:
+        _write_run(tmp_path, job, 0.7 + 0.01 * job.seed, None if job.key == "x3" else 0.01)
+    other = RunDir(tmp_path / "runs" / "y3")
+    other.write_summary(replace(other.read_summary(), tta="hflip"))
+    gone = RunDir(tmp_path / "runs" / "y2")
+    gone.write_summary(replace(gone.read_summary(), test_tta={}))
+    StudyRecord("s", {**vars(StudyConfig()), "seeds": [0, 1, 2, 3]}, 0.05, [Ablation("a", "f", ["x", "y"], "x")],
+                jobs).save(tmp_path)  # fmt: skip
+    section = write_report(tmp_path).read_text().split("## Test-time augmentation", 1)[1].split("\n## ", 1)[0]
+    assert "5 of 8 completed runs also tested best.pt with TTA flips" in section
+    assert ("; left out: 1 run tested without it (a study command does not test completed runs again); 1 run "
+            "tested with another TTA; 1 run whose TTA result is missing or unreadable." in section), section
 
 
 def test_with_every_fold_each_seed_averages_its_folds_tested_with_tta(tmp_path: Path) -> None:

@@ -82,14 +82,17 @@ def tta_section(record: StudyRecord, runs: dict[str, Run], rule: Rule) -> list[s
              f"{v.mean_diff:+.4f}", ci_text(v.ci_seeds), ci_text(v.ci_hierarchical), f"{v.p_value:.3g}",
              f"{v.p_holm:.3g}", v.kind, v.seeds_needed or ""] for a, v in zip(arms, verdicts)]  # fmt: skip
     n_tested = sum(name == tta for name in tested.values())
-    left_out = len(twins) - n_tested
+    without = sum(not runs[k].summary.tta for k in twins)
+    reasons = [(without, "tested without it (a study command does not test completed runs again)"),
+               (len(tested) - n_tested, "tested with another TTA"),
+               (len(twins) - without - len(tested), "whose TTA result is missing or unreadable")]  # fmt: skip
+    left_out = "; ".join(f"{n} run{'s' * (n > 1)} {why}" for n, why in reasons if n)
     return [f"## Test-time augmentation (`trainer.test_tta={tta}`)",
             f"{n_tested} of {len(twins)} completed runs also tested {record.checkpoint}.pt with TTA {tta} "
             f"({len(TTA_FLIPS[tta])} views: each view's probabilities flipped back and averaged). Per arm, its test "
             "Dice without and with TTA (mean ± std over seeds) and the difference TTA − none, paired by seed and "
             f"test image and judged like the comparisons (margin ± {record.settings['margin']:g}; "
             f"{rule.describe(len(arms), FAMILY)}). TTA is evaluation only: it leaves a run's key unchanged"
-            + (f"; {left_out} run{'s' * (left_out > 1)} tested without it (a study command does not test completed "
-               "runs again) left out" if left_out else "") + ".",
+            + (f"; left out: {left_out}" if left_out else "") + ".",
             markdown_table(["arm", "seeds", "test Dice", f"test Dice, TTA {tta}", "mean Δ (TTA − none)", "CI (seeds)",
                             "CI (seeds, images)", "p", "adjusted p", "verdict", "seeds needed"], rows)]  # fmt: skip
