@@ -120,8 +120,9 @@ class RunDir:
     hydra_overrides = property(lambda self: self.path / ".hydra" / "overrides.yaml")  # a sweep job's overrides
 
     def read_metrics(self) -> list[dict[str, float]]:
-        """The rows of metrics.csv (METRICS_COLUMNS) as floats, epoch as int; [] when the file is absent."""
-        if not self.metrics.is_file():
+        """The rows of metrics.csv (METRICS_COLUMNS) as floats, epoch as int; [] when the file is absent or a symlink
+        (planted at its name: never read through, and replaced by the run's next write)."""
+        if self.metrics.is_symlink() or not self.metrics.is_file():
             return []
         with self.metrics.open(newline="") as f:
             rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]

@@ -12,12 +12,15 @@ import yaml
 from configs import compose_config
 
 from seg.config import to_yaml, train_config_from_yaml
+from seg.engine.history import History
 from seg.engine.runtime import restore_rng_state, rng_state
 from seg.errors import CheckpointError, ConfigError
+from seg.files import csv_text
 from seg.inference import load_trained_model
 from seg.models import build_model
 from seg.registry import option_args
 from seg.rundir import (
+    METRICS_COLUMNS,
     Checkpoint,
     RunDir,
     Status,
@@ -136,6 +139,22 @@ def test_summary_round_trip_and_status() -> None:
     summary = Summary(Status.PRUNED, "/r", best_val_dice=0.5, best_epoch=2, epochs=3, test={"dice": 0.4})
     assert Summary.from_json(summary.to_json()) == summary
     assert Status.PRUNED.finished and Status.COMPLETED.finished and not Status.INTERRUPTED.finished
+
+
+def test_metrics_are_never_read_through_a_symlink_planted_at_metrics_csv(tmp_path) -> None:
+    """RunDir.read_metrics, the one reader (History's resume, sweeps and studies), reads the run's own file only."""
+    row = {c: 1.0 for c in METRICS_COLUMNS} | {"epoch": 1}
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.metrics.write_text(csv_text(METRICS_COLUMNS, [row]))
+    assert run.read_metrics() == [row] and History(run, completed_epochs=1).rows == [row]
+    elsewhere = tmp_path / "elsewhere.csv"
+    run.metrics.replace(elsewhere)
+    kept = elsewhere.read_bytes()
+    run.metrics.symlink_to(elsewhere)
+    assert run.read_metrics() == []
+    assert History(run, completed_epochs=1).rows == [] and not run.metrics.is_symlink()  # replaced, not followed
+    assert elsewhere.read_bytes() == kept
 
 
 def test_only_last_pt_resumes(tmp_path) -> None:

@@ -14,7 +14,7 @@ class History:
     def __init__(self, run: RunDir, completed_epochs: int = 0):
         """Open the run's metrics.csv, keeping the rows of epochs 1..completed_epochs (a resumed run)."""
         self.run = run
-        kept = completed_epochs > 0 and not run.metrics.is_symlink()  # a new run reads nothing that was there
+        kept = completed_epochs > 0  # a new run reads nothing that was there (a planted symlink: RunDir reads none)
         self.rows = [r for r in run.read_metrics() if r["epoch"] <= completed_epochs] if kept else []
         self._rewrite()
 
