@@ -80,7 +80,10 @@ def interrupts_deferred() -> Iterator[None]:
     """Hold SIGINT and SIGTERM until the block ends, then raise `Interrupted`.
 
     For bookkeeping that must not be cut in half, such as "epoch k is done" and "last.pt holds epoch k".
-    Outside the main thread (where signals cannot be handled) it does nothing.
+    Outside the main thread (where signals cannot be handled) it does nothing. Not a `stop_signals_held`: that
+    hands a held signal to the handler that was there (with none of seg's, SIGTERM's default ends the process and
+    SIG_IGN drops it) even when the block failed; this raises `Interrupted` itself, and only after a block that
+    finished, so a failing hook reports its own error.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
