@@ -12,7 +12,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from seg.study.pvalues import check_test, sign_flip_pvalues
+from seg.study.pvalues import check_test, sign_flip_pvalues, t_critical
 
 MIN_SEEDS_FOR_CI = 3  # fewer seeds: no CI, no equivalence verdict, and the t-test is not used to call a difference
 _SIM_MAX_SEEDS = 12
@@ -35,8 +35,9 @@ def min_seeds(test: str, alpha: float) -> int:
     return max(MIN_SEEDS_FOR_CI, min_seeds_for_sign_flip(alpha)) if test == "sign_flip" else MIN_SEEDS_FOR_CI
 
 
-def t_power(d: float, n: int, level: float) -> float:
-    """Power of the two-sided paired t-test with n seeds at standardised effect d and level ``level``.
+def t_power(d: float, n: int, level: float, calibrated: bool = True) -> float:
+    """Power of the two-sided paired t-test with n seeds at standardised effect d and level ``level``, for normal
+    differences: the study's t-test (seg.study.pvalues.t_pvalues, ``calibrated``) or Student's.
 
     The noncentral t tail written as an average over the chi-square of the sd estimate,
     P(|Z + d sqrt(n)| > c sqrt(V / df)) with V ~ chi2(df), on ``_CHI2_NODES`` quantile midpoints: finite for
@@ -47,7 +48,8 @@ def t_power(d: float, n: int, level: float) -> float:
     if math.isinf(d):
         return 1.0
     df = n - 1
-    crit = stats.t.ppf(1 - min(level, 1.0) / 2, df)
+    level = min(level, 1.0)
+    crit = t_critical(n, level) if calibrated and level < 1 else stats.t.isf(level / 2, df)
     scale = crit * np.sqrt(stats.chi2.ppf((np.arange(_CHI2_NODES) + 0.5) / _CHI2_NODES, df) / df)
     nc = abs(d) * math.sqrt(n)
     return float(np.mean(stats.norm.sf(scale - nc) + stats.norm.cdf(-scale - nc)))
@@ -71,7 +73,7 @@ def power(test: str, d: float, n: int, level: float, n_sims: int = 2000, seed: i
         return t_power(d, n, level)
     attained = sign_flip_level(n, level)
     if attained <= 0 or n > _SIM_MAX_SEEDS or math.isinf(d):
-        return t_power(d, n, attained)
+        return t_power(d, n, attained, calibrated=False)
     sims = np.random.default_rng(seed).standard_normal((n_sims, n)) + abs(d)
     return float(np.mean(sign_flip_pvalues(sims) <= level))
 
@@ -88,7 +90,7 @@ def seeds_needed(test: str, d: float, alpha: float, target: float = 0.8, max_see
     for n in range(min_seeds(test, alpha), max_seeds + 1):
         if test == "t" and t_power(d, n, alpha) >= target:
             return n
-        if (test == "sign_flip" and t_power(d, n, sign_flip_level(n, alpha)) >= target - 0.1
+        if (test == "sign_flip" and t_power(d, n, sign_flip_level(n, alpha), calibrated=False) >= target - 0.1
                 and power(test, d, n, alpha) >= target):
             return n
     return None

@@ -41,10 +41,11 @@ RULES = (
     "its CI are estimates, and a difference line says so when a CI of the mean holds 0. **no difference**: the "
     "interval of the mean difference lies inside ± margin (needs >= 3 seeds). **unresolved**: neither; the line "
     "says how many seeds would resolve it at the mean and spread seen, as a difference or as no difference, "
-    "whichever needs fewer (80% probability). The paired t-test assumes that a per-seed difference behaves like "
-    "the difference of two independent runs with continuous, single-mode results (normal, heavy-tailed, skewed "
-    "or now and then collapsing runs: checked by simulation, see the README); runs that land on one of two "
-    "results, or uniform-like or few-valued differences, make it call too many differences; the exact sign-flip "
+    "whichever needs fewer (80% probability). The paired t-test (its p calibrated for light tails) assumes that a "
+    "per-seed difference behaves like the difference of two independent runs with continuous, single-mode "
+    "results (light- or heavy-tailed, skewed or now and then collapsing: checked by simulation, see the README); "
+    "runs that land on one of two results, at 3-4 seeds, or few-valued differences make it call too many "
+    "differences; the exact sign-flip "
     "test assumes only exchangeable arms, but with n seeds cannot give p below 2/2^n. P(arm better) is the "
     "probability that the arm beats the baseline on a new seed. Training time is the sum of the runs' epoch times."
 )
@@ -96,7 +97,7 @@ def write_report(study_dir: Path, budget_hours: float | None = None) -> Path:
                                        study_dir)  # fmt: skip
     report = study_dir / "report.md"
     atomic_write_text(report, "\n\n".join(p for p in parts if p) + "\n")
-    write_paper_outputs(study_dir, report)  # tables/*.csv and *.tex, qualitative.png, <ablation>_seeds.png
+    write_paper_outputs(study_dir, report, record, runs)  # tables/*.csv and *.tex, qualitative.png, seed curves
     return report
 
 

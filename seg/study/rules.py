@@ -32,9 +32,9 @@ class Rule:
         return len(self.schedule) > 1
 
     def describe(self, family_size: int | None = None, family_name: str | None = None) -> str:
-        """E.g. "paired t-test, Holm within ablation_x (4 comparisons), alpha 0.05, O'Brien-Fleming over looks at
-        3, 6, 9 seeds"."""
-        test = {"t": "paired t-test", "sign_flip": "exact sign-flip test"}[self.test]
+        """E.g. "paired t-test (light-tail calibrated), Holm within ablation_x (4 comparisons), alpha 0.05,
+        O'Brien-Fleming alpha spending over looks at 3, 6, 9 seeds"."""
+        test = {"t": "paired t-test (light-tail calibrated)", "sign_flip": "exact sign-flip test"}[self.test]
         where = "the study" if self.family == "study" or family_name == "study" else family_name or "each ablation"
         size = f" ({family_size} comparison{'s' * (family_size != 1)})" if family_size is not None else ""
         looks = ""
