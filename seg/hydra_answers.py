@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from seg import schema
 from seg.config import unknown_key_message
 from seg.errors import ConfigError, exit_on_user_error
+from seg.overrides import override_key
 
 
 class UnknownOverrideKey(ConfigError, ConfigCompositionException):
@@ -75,10 +76,10 @@ def _hide_schema_nodes() -> None:
 
     def refusing(self: Any, config_name: Any, overrides: list[str], *args: Any, **kwargs: Any) -> DictConfig:
         for override in overrides:
-            group, _, value = override.partition("=")
-            if group.lstrip("+~") in schema.GROUPS and value.startswith("base_"):
+            group, value = override_key(override), override.partition("=")[2]
+            if group in schema.GROUPS and value.startswith("base_"):
                 raise UnknownOverrideKey(f"{override}: base_* is the schema an option extends, not an option; choose "
-                                         f"one of the options `--help` lists for {group.lstrip('+~')}")  # fmt: skip
+                                         f"one of the options `--help` lists for {group}")  # fmt: skip
         return load(self, config_name, overrides, *args, **kwargs)
 
     ConfigRepository.get_group_options = shown

@@ -19,8 +19,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from seg.files import atomic_write_text, csv_text
 from seg.markdown import fmt, markdown_table
+from seg.overrides import override_key
 from seg.rundir import RunDir, Status
-from seg.sweep.results import JobResult, load_job, override_key, shared_overrides, summary_paths
+from seg.sweep.results import JobResult, load_job, shared_overrides, summary_paths
 from seg.sweep.storage import INTERRUPTED
 
 # Trial user attribute: the sweep folder (absolute) of the call that asked for the trial; its job folder is
