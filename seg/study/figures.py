@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 
 from seg.config import debug_limits
 from seg.files import save_figure
-from seg.study.results import Run, StudyRecord, cells, label_text, load_runs
+from seg.study.results import Run, StudyRecord, cells, label_text
 from seg.study.tables import write_tables
 from seg.viz import error_overlay, grayscale, overlay_legend, plt, with_outline
 
@@ -30,12 +30,11 @@ SEED_COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
 """Okabe-Ito, one colour per seed (cycled)."""
 
 
-def write_paper_outputs(study_dir: Path, report_md: Path) -> list[Path]:
-    """The tables, qualitative.png and the per-seed curves of the study in `study_dir`; returns what was written.
-    A figure that cannot be drawn (no completed run yet) is left out with a log line; the tables always are."""
+def write_paper_outputs(study_dir: Path, report_md: Path, record: StudyRecord, runs: dict[str, Run]) -> list[Path]:
+    """The tables, qualitative.png and the per-seed curves of the study in `study_dir` (its record and runs, as the
+    report read them); returns what was written. A figure that cannot be drawn (no completed run yet) is left out
+    with a log line; the tables always are."""
     written = write_tables(report_md, study_dir / "tables")
-    record = StudyRecord.load(study_dir)
-    runs = load_runs(study_dir, record.jobs, record.checkpoint)
     note = debug_note(runs)
     for ab in record.ablations:
         path = study_dir / f"{ab.name}_seeds.png"
