@@ -10,3 +10,8 @@ def override_key(override: str, *, package: bool = True) -> str:
     config group, its `@package` dropped)."""
     key = override.split("=", 1)[0].lstrip("+~")
     return key if package else key.split("@", 1)[0]
+
+
+def override_values(overrides: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """`key=value` overrides as {key: value}, keyed by :func:`override_key` (flags without `=` left out)."""
+    return {override_key(o): o.split("=", 1)[1] for o in overrides if "=" in o}

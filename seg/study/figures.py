@@ -88,7 +88,7 @@ def plot_seed_curves(ablation: str, record: StudyRecord, runs: dict[str, Run], p
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("val Dice")
-    per = "seed and fold" if any(j.fold is not None for j in record.jobs) else "seed"  # study.fold_mode=every
+    per = "seed and fold" if record.runs_per_seed > 1 else "seed"  # study.fold_mode=every
     fig.suptitle(textwrap.fill(f"{ablation}: val Dice per epoch, one line per {per}{note}", 45 * len(arms)),
                  fontsize=11, fontweight="bold")
     save_figure(fig, path, dpi=110)

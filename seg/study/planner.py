@@ -18,9 +18,8 @@ import statistics
 from dataclasses import dataclass
 
 from seg.markdown import markdown_table
-from seg.study.plan import Job
 from seg.study.power import effect_size, seeds_to_equivalence, seeds_to_resolve
-from seg.study.results import Paired, Run, by_seed, cells
+from seg.study.results import Paired, Run, StudyRecord, cells
 from seg.study.rules import Rule
 from seg.study.stats import Verdict
 
@@ -42,11 +41,11 @@ class PlanRow:
     runs_per_seed: int = 1  # study.fold_mode=every: K (a seed index in new_runs is one run per fold)
 
 
-def plan(pairs: list[tuple[Paired, Verdict]], jobs: list[Job], runs: dict[str, Run]) -> list[PlanRow]:
+def plan(pairs: list[tuple[Paired, Verdict]], record: StudyRecord, runs: dict[str, Run]) -> list[PlanRow]:
     """The plan of every judged comparison (see the module docstring)."""
     seconds: dict[tuple[str, str, str], float] = {}
-    per_seed = max((len(folds) for labels in cells(jobs).values() for folds in by_seed(labels).values()), default=1)
-    for cell, labels in cells(jobs).items():
+    per_seed = record.runs_per_seed
+    for cell, labels in cells(record.jobs).items():
         done = [runs[k].summary.seconds for k in labels.values() if runs[k].completed]
         if done:  # a seed's cost: its runs (one per fold with study.fold_mode=every)
             seconds[cell] = statistics.mean(done) * per_seed

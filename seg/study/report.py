@@ -87,7 +87,7 @@ def write_report(study_dir: Path, budget_hours: float | None = None) -> Path:
             parts.append("![comparisons](comparisons.png)")
     parts += tta_section(record, runs, rule)
     if pairs:
-        parts += ["## Plan", *plan_lines(plan(pairs, record.jobs, runs), rule, budget_hours)]
+        parts += ["## Plan", *plan_lines(plan(pairs, record, runs), rule, budget_hours)]
     parts += _compute(record, runs)
     parts += _failures(record, runs)
     if completed:
@@ -207,9 +207,8 @@ def _ablation_section(ab: Ablation, record: StudyRecord, runs: dict[str, Run], p
             f"{ab.factor} in {ab.values} against `{ab.baseline}`{strata}. "
             f"Fixed: {record.descriptions.get(ab.name, '')}.",
             f"Reports' finding: {ab.finding}" if ab.finding else "",
-            markdown_table([*strata_col, ab.factor, "runs completed (seed x fold)" if any(
-                j.fold is not None for j in record.jobs) else "seeds completed", "test Dice", "best val Dice",
-                            "training s"], arm_rows),  # fmt: skip
+            markdown_table([*strata_col, ab.factor, "runs completed (seed x fold)" if record.runs_per_seed > 1
+                            else "seeds completed", "test Dice", "best val Dice", "training s"], arm_rows),  # fmt: skip
             markdown_table(["comparison", "seeds", f"mean Δ {metric}", "CI (seeds)", "CI (seeds, images)",
                             f"{_test_label(record)} p", "adjusted p", "Holm family", "P(arm better)", "verdict",
                             "seeds needed"], comp_rows),
@@ -234,7 +233,7 @@ def print_plan(study_dir: Path, budget_hours: float | None) -> None:
     runs = load_runs(study_dir, record.jobs, record.checkpoint)
     rule = rule_from_settings(record.settings)
     _, pairs = judged_pairs(record, runs, rule)
-    print("\n\n".join(plan_lines(plan(pairs, record.jobs, runs), rule, budget_hours)) if pairs else
+    print("\n\n".join(plan_lines(plan(pairs, record, runs), rule, budget_hours)) if pairs else
           "No comparison has a seed where both arms completed: nothing to plan from.")  # fmt: skip
 
 

@@ -48,6 +48,12 @@ class StudyRecord:
         """Whose test Dice the study judges (study.checkpoint; best before it existed)."""
         return self.settings.get("checkpoint", "best")
 
+    @property
+    def runs_per_seed(self) -> int:
+        """Runs per seed and arm: K with study.folds=K and study.fold_mode=every (one per fold), else 1."""
+        every = self.settings.get("folds") and self.settings.get("fold_mode", "per_seed") == "every"
+        return int(self.settings["folds"]) if every else 1
+
     def save(self, study_dir: Path) -> None:
         atomic_write(study_dir / STUDY_FILE, (json.dumps(dataclasses.asdict(self), indent=1) + "\n").encode())
 

@@ -37,7 +37,7 @@ from seg.errors import ConfigError, SegError
 from seg.rundir import RunDir, Status
 from seg.schema import StudyConfig, TrainConfig
 from seg.study.plan import Job, comparison_names, describe, expand, load_ablations, seed_sequence
-from seg.study.progress import tally_text, with_progress
+from seg.study.progress import launched_runs, tally_text, with_progress
 from seg.study.report import write_report
 from seg.study.results import StudyRecord, load_runs, paired_comparisons, run_path
 from seg.study.rules import rule_from_settings
@@ -244,10 +244,7 @@ def _launch_guarded(launch: Callable[[list[list[str]]], None], batch: list[list[
 def record_killed(study_dir: Path, batch: list[list[str]]) -> None:
     """After a launch: a launched run still `running` that no live command holds was killed (SIGKILL, out of memory,
     a lost node): its summary says so (under its claim), and the next command resumes or reruns it."""
-    for overrides in batch:
-        subdir = Path(next(o.split("=", 1)[1] for o in overrides if o.startswith("hydra.sweep.subdir=")))
-        run = RunDir(run_path(study_dir, subdir.name.rsplit(".", 1)[0] if subdir.parent.name == "resumes"
-                              else subdir.name))  # fmt: skip
+    for run in launched_runs(study_dir, batch):
         try:
             with held(run.path, "seg study (recording a killed run)"):
                 summary = run.read_summary()

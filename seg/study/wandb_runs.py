@@ -15,6 +15,7 @@ from typing import Any
 
 from seg.config import debug_limits, train_config_from_yaml
 from seg.engine.tracking import WandbTracker
+from seg.overrides import override_values
 from seg.schema import LoggerConfig, TrainConfig
 from seg.study.plan import Ablation, Compose, Job
 from seg.study.tables import markdown_tables, read_csv
@@ -55,7 +56,7 @@ def _seeding(job: Job) -> list[str]:
     if job.fold is not None:
         return [name_part("seed", job.seed), name_part("fold", job.fold)]
     varied = f"seeds.{job.source}"
-    given = dict(o.split("=", 1) for o in job.overrides if "=" in o)
+    given = override_values(job.overrides)
     if job.source is None or varied not in given:  # an ordinary run; or the base seed's own, shared
         return [name_part("seed", job.seed)]
     return [name_part("seed", given["seed"]), name_part(varied, given[varied])]

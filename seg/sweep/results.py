@@ -11,7 +11,7 @@ from typing import Any
 
 from seg.files import atomic_write_text, csv_text
 from seg.markdown import fmt, markdown_table
-from seg.overrides import override_key
+from seg.overrides import override_values
 from seg.rundir import RunDir, Status, Summary
 
 SUMMARY_COLUMNS = ["job", "overrides", "status", "best_val_dice", "test_dice", "epochs", "seconds"]
@@ -53,7 +53,7 @@ class JobResult:
 
     def override_map(self) -> dict[str, str]:
         """`key=value` overrides as {key: value} (a leading + or ~ dropped from the key)."""
-        return {override_key(o): o.split("=", 1)[1] for o in self.overrides if "=" in o}
+        return override_values(self.overrides)
 
     def metrics(self) -> list[dict[str, float]]:
         """The per-epoch rows of metrics.csv ([] when absent)."""
