@@ -140,7 +140,7 @@ def test_every_fold_mode_pairs_by_seed_and_fold_then_averages_each_seed(tmp_path
     assert c.arm - c.baseline == pytest.approx([0.2, 0.1, 0.2], abs=1e-6)
     assert c.baseline == pytest.approx([0.525, 0.51, 0.545], abs=1e-6)
     assert c.arm_images.shape == (3, 2) and c.arm_images[:, 0] == pytest.approx(c.arm, abs=1e-6)
-    [row] = plan(judged_pairs(record, runs, rule_from_settings(settings))[1], record.jobs, runs)
+    [row] = plan(judged_pairs(record, runs, rule_from_settings(settings))[1], record, runs)
     assert row.runs_per_seed == 2 and row.seconds == {("ab", "", "x"): 4.0, ("ab", "", "y"): 4.0}, "a seed: 2 runs"
     text = write_report(tmp_path).read_text()
     assert "study.fold_mode=every" in text and "seed 1 fold 1" in text and "runs completed (seed x fold)" in text
