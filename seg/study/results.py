@@ -183,7 +183,7 @@ class FoldMean:
         return {n: float(np.mean([t[n] for t in tables])) for n in sorted(names)}
 
 
-def _seed_units(arm: dict[Label, str], base: dict[Label, str], runs: dict[str, Run],
+def seed_units(arm: dict[Label, str], base: dict[Label, str], runs: dict[str, Run],
                 metric: str) -> dict[int, tuple[Run | FoldMean, Run | FoldMean]]:  # fmt: skip
     """{seed: (arm, baseline)} of the seeds where both arms completed a run on the same fold; with several folds
     per seed, each side is the mean over those folds (FoldMean)."""
@@ -220,7 +220,7 @@ def paired_comparisons(ablations: list[Ablation], jobs: list[Job], runs: dict[st
     out = []
     for ab in ablations:
         for stratum, arm in ab.comparisons():
-            units = _seed_units(by_cell.get((ab.name, stratum, arm), {}),
+            units = seed_units(by_cell.get((ab.name, stratum, arm), {}),
                                 by_cell.get((ab.name, stratum, ab.baseline), {}), runs, metric)  # fmt: skip
             seeds = list(units)
             name = comparison_name(ab.name, stratum, arm, ab.baseline)

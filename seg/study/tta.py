@@ -18,7 +18,7 @@ import numpy as np
 
 from seg.inference import TTA_FLIPS
 from seg.markdown import markdown_table
-from seg.study.results import FoldMean, Run, StudyRecord, by_seed, cells, image_arrays
+from seg.study.results import FoldMean, Run, StudyRecord, cells, image_arrays, seed_units
 from seg.study.rules import Rule
 from seg.study.stats import Comparison, judge
 from seg.study.tables import ci_text, mean_std
@@ -45,24 +45,22 @@ def _values(units: list[Run | FoldMean]) -> np.ndarray:
     return np.array([u.value("test_dice") for u in units])
 
 
+_TWIN = "tta:"  # the key prefix of a run's TTA twin among the runs seed_units pairs
+
+
 def tta_arms(record: StudyRecord, runs: dict[str, Run], tested: dict[str, Run]) -> list[TtaArm]:
     """Each arm (once per set of runs: an arm shared by ablations is one) with its seeds in `tested` (run key -> the
-    run judged with TTA)."""
+    run judged with TTA), paired with themselves by seed (and fold) as the study pairs arms (seed_units)."""
     arms: dict[tuple[str, ...], TtaArm] = {}
+    twins = {**runs, **{_TWIN + k: r for k, r in tested.items()}}
     for (ablation, stratum, arm), cell in cells(record.jobs).items():
-        plain, with_tta = [], []
-        for _, folds in sorted(by_seed(cell).items()):
-            keys = [k for k in folds.values() if k in tested]
-            if keys == [folds.get(None)]:
-                plain.append(runs[keys[0]])
-                with_tta.append(tested[keys[0]])
-            elif keys:
-                plain.append(FoldMean([runs[k] for k in keys]))
-                with_tta.append(FoldMean([tested[k] for k in keys]))
-        if plain:
+        with_tta = {label: _TWIN + k for label, k in cell.items() if k in tested}
+        units = seed_units(with_tta, cell, twins, "test_dice")
+        if units:
             ids = tuple(sorted(k for k in set(cell.values()) if k in tested))
             name = f"{ablation}: {arm}" + (f" ({stratum})" if stratum else "")
-            arms.setdefault(ids, TtaArm([], plain, with_tta)).names.append(name)
+            pairs = [units[s] for s in sorted(units)]
+            arms.setdefault(ids, TtaArm([], [p for _, p in pairs], [t for t, _ in pairs])).names.append(name)
     return list(arms.values())
 
 
