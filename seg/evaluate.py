@@ -33,7 +33,7 @@ from seg.config import CONF_DIR, register, typed_config
 from seg.data import build_datasets, denormalize
 from seg.engine.distributed import init_distributed, shutdown_distributed
 from seg.engine.evaluation import Evaluation, evaluate_dataset
-from seg.engine.runtime import Precision, resolve_device
+from seg.engine.runtime import Precision, freeze_imports, resolve_device
 from seg.engine.tracking import track_evaluation
 from seg.ensemble import checkpoint_paths, load_members
 from seg.errors import SegError, exit_on_user_error
@@ -178,6 +178,7 @@ def _examples(
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    freeze_imports()
     try:
         with exit_on_user_error():
             try:

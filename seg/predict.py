@@ -27,7 +27,7 @@ from PIL import Image
 from seg.claims import held
 from seg.config import CONF_DIR, register, require, typed_config
 from seg.data import BadImageError, eval_transform, read_rgb
-from seg.engine.runtime import resolve_device
+from seg.engine.runtime import freeze_imports, resolve_device
 from seg.ensemble import checkpoint_paths, load_members
 from seg.errors import SegError, exit_on_user_error
 from seg.files import open_new
@@ -138,6 +138,7 @@ def _predict_all(cfg: PredictConfig, predictor: tuple, output_dir: Path, base: P
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     torch.set_grad_enabled(False)
+    freeze_imports()
     with exit_on_user_error():
         typed: PredictConfig = typed_config(cfg)
         require(typed.input, "input", "input=photos/ or 'input=photos/**/*.jpg'")

@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from seg.claims import ClaimBusy
 from seg.config import CONF_DIR, HYDRA_VERSION_BASE, register, typed_config
 from seg.engine.distributed import broadcast_object, init_distributed, shutdown_distributed
-from seg.engine.runtime import resolve_device
+from seg.engine.runtime import freeze_imports, resolve_device
 from seg.engine.stopping import Interrupted, stop_signals_interrupt
 from seg.errors import SegError, exit_on_user_error, find_user_error
 from seg.files import open_append
@@ -99,6 +99,8 @@ def main(cfg: DictConfig) -> float:
                 return done.best_val_dice
             run = run_dir_of(decision, hydra_dir)
             from seg.training import train  # the data, model and plot stack: imported once there is a run to train
+
+            freeze_imports()
             config = tracking_names(decision.config, hydra_cfg)  # its W&B group, name and tags, decided here once
             summary = train(config, run, resume=decision.resume,
                             extra_hooks=pruning_hooks(config.pruning, config.trainer.epochs))  # fmt: skip

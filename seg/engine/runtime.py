@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
+import gc
 import os
 import random
 import signal
@@ -17,6 +19,16 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, Sequen
 
 from seg.engine.stopping import raise_if_stopped, release_held_signals, stop_signals_held
 from seg.errors import ConfigError
+
+
+@functools.cache
+def freeze_imports() -> None:
+    """Once per process, at a command's start: move every object alive now (what the imports made: modules,
+    classes, functions) out of the garbage collector's reach (``gc.freeze``). Collections during the run and the
+    full one at exit then skip them: about 0.8 s of CPU less at every command's exit (torch, Hydra, Optuna and
+    albumentations leave ~300,000 tracked objects). Objects made later are collected as before; only cyclic
+    garbage left by the imports lives until exit."""
+    gc.freeze()
 
 
 def resolve_device(name: str) -> torch.device:
