@@ -210,7 +210,7 @@ def test_rejects_bad_input() -> None:
         judge([Comparison("x", np.ones(3), np.ones(3), np.ones((3, 4)), np.ones((3, 5)))], margin=0.01)
 
 
-ALPHAS = (0.05, 0.05 / 2, 0.05 / 4, 0.05 / 7, 0.01)
+ALPHAS = (0.1, 0.05, 0.05 / 2, 0.05 / 4, 0.05 / 7, 0.01)
 
 
 def test_t_power_is_finite_for_large_effects() -> None:
@@ -251,9 +251,10 @@ def test_t_pvalues_are_scipys_calibrated_for_light_tails() -> None:
     assert np.all(t_pvalues(diffs)[z > math.sqrt(3)] > student[z > math.sqrt(3)])
     np.testing.assert_allclose(t_pvalues(diffs)[z <= math.sqrt(3)], student[z <= math.sqrt(3)])
     assert t_pvalues(np.full(4, 0.01)) == 0.0 and t_pvalues(np.zeros(4)) == 1.0
-    for n, level in [(3, 0.05), (5, 0.0125), (12, 0.05 / 7)]:
+    for n, level in [(3, 0.05), (5, 0.0125), (12, 0.05 / 7), (5, 0.1), (5, 0.5), (100, 1e-6)]:
         crit = t_critical(n, level)
         assert float(light_tail_p(2 * stats.t.sf(crit, n - 1), n)) == pytest.approx(level, rel=1e-6)
+    assert t_critical(5, 0.5) == pytest.approx(stats.t.isf(0.25, 4)), "p above 0.083 is Student's"
 
 
 @pytest.mark.parametrize("n", [4, 5])

@@ -81,6 +81,8 @@ def t_critical(n: int, level: float) -> float:
     """The |t| at which :func:`t_pvalues` of n seeds equals ``level`` (its rejection bound)."""
     df = n - 1
     student = float(stats.t.isf(level / 2, df))
+    if float(light_tail_p(level, n)) <= level:  # levels above 0.083 (z < sqrt(3)): the calibration leaves p as it is
+        return student
     return float(optimize.brentq(lambda x: float(light_tail_p(2 * stats.t.sf(x, df), n)) - level,
                                  student, 4 * student + 10, xtol=1e-10))  # fmt: skip
 
