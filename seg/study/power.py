@@ -7,6 +7,7 @@ two-sided sign-flip test of their mean, whose p-values are multiples of 2/2**n).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -50,9 +51,18 @@ def t_power(d: float, n: int, level: float, calibrated: bool = True) -> float:
     df = n - 1
     level = min(level, 1.0)
     crit = t_critical(n, level) if calibrated and level < 1 else stats.t.isf(level / 2, df)
-    scale = crit * np.sqrt(stats.chi2.ppf((np.arange(_CHI2_NODES) + 0.5) / _CHI2_NODES, df) / df)
+    scale = crit * _sd_ratios(df)
     nc = abs(d) * math.sqrt(n)
     return float(np.mean(stats.norm.sf(scale - nc) + stats.norm.cdf(-scale - nc)))
+
+
+@functools.cache
+def _sd_ratios(df: int) -> np.ndarray:
+    """sqrt(V / df), V ~ chi2(df), on ``_CHI2_NODES`` quantile midpoints: the sd estimate over the true sd, the
+    nodes t_power and equivalence_power average over (computed once per df: the seed planners loop over n)."""
+    ratios = np.sqrt(stats.chi2.ppf((np.arange(_CHI2_NODES) + 0.5) / _CHI2_NODES, df) / df)
+    ratios.setflags(write=False)  # shared by every call
+    return ratios
 
 
 def sign_flip_level(n: int, level: float) -> float:
@@ -123,8 +133,7 @@ def equivalence_power(d: float, e: float, n: int, level: float) -> float:
     if n < MIN_SEEDS_FOR_CI or not e > 0 or math.isnan(d):
         return 0.0
     df = n - 1
-    crit = stats.t.ppf(0.5 + level / 2, df)
-    half = crit * np.sqrt(stats.chi2.ppf((np.arange(_CHI2_NODES) + 0.5) / _CHI2_NODES, df) / df / n)
+    half = stats.t.ppf(0.5 + level / 2, df) * _sd_ratios(df) / math.sqrt(n)
     room = np.maximum(e - half, 0.0)  # how far the mean estimate may fall from 0, for each sd estimate
     inside = stats.norm.cdf((room - d) * math.sqrt(n)) - stats.norm.cdf((-room - d) * math.sqrt(n))
     return float(np.mean(np.where(room > 0, inside, 0.0)))

@@ -15,6 +15,8 @@ exchangeable arms, so that each difference is as likely to be +x as -x (symmetri
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import optimize, stats
 
@@ -77,6 +79,7 @@ def light_tail_p(p: np.ndarray | float, n: int) -> np.ndarray:
     return np.minimum(1.0, p + np.maximum(grow, 0.0))
 
 
+@functools.cache
 def t_critical(n: int, level: float) -> float:
     """The |t| at which :func:`t_pvalues` of n seeds equals ``level`` (its rejection bound)."""
     df = n - 1
