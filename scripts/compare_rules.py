@@ -19,11 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from seg.markdown import markdown_table
-from seg.study.power import effect_size, seeds_to_resolve
+from seg.study.power import effect_size
 from seg.study.report import judged_pairs
 from seg.study.results import StudyRecord, load_runs
 from seg.study.rules import Rule, rule_from_settings
-from seg.study.stats import Comparison, Verdict, judge
+from seg.study.stats import Comparison, Verdict, judge, seeds_for
 
 CAP = 100
 
@@ -44,7 +44,7 @@ def difference_only(verdict: Verdict, c: Comparison) -> Verdict:
     """The verdict with the previous planner's seed count: seeds for a difference only."""
     if verdict.kind != "unresolved":
         return verdict
-    needed = seeds_to_resolve(c.arm - c.baseline, verdict.alpha / verdict.family_size, verdict.rule.test)
+    needed = seeds_for("difference", c.arm - c.baseline, verdict.rule, verdict.family_size, verdict.margin)
     return replace(verdict, seeds_needed=None if needed is None else max(needed, verdict.n_seeds + 1),
                    resolves_as=None if needed is None else "difference")
 

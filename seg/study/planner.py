@@ -18,10 +18,10 @@ import statistics
 from dataclasses import dataclass
 
 from seg.markdown import markdown_table
-from seg.study.power import effect_size, seeds_to_equivalence, seeds_to_resolve
+from seg.study.power import effect_size
 from seg.study.results import Paired, Run, StudyRecord, cells
 from seg.study.rules import Rule
-from seg.study.stats import Verdict
+from seg.study.stats import Verdict, seeds_for
 
 POWER = 0.8
 
@@ -54,10 +54,8 @@ def plan(pairs: list[tuple[Paired, Verdict]], record: StudyRecord, runs: dict[st
         diffs = p.comparison.arm - p.comparison.baseline
         d = effect_size(diffs)
         total, aim = v.seeds_needed, v.resolves_as
-        if v.kind == "difference":
-            total, aim = seeds_to_resolve(diffs, v.alpha / v.family_size, v.rule.test), v.kind
-        elif v.kind == "no difference":
-            total, aim = seeds_to_equivalence(diffs, v.margin, 1 - v.alpha), v.kind
+        if v.kind != "unresolved":  # what a replication of the verdict needs
+            total, aim = seeds_for(v.kind, diffs, v.rule, v.family_size, v.margin), v.kind
         needed = set()
         if total is not None and v.kind == "unresolved":
             for arm in (p.arm, p.baseline):

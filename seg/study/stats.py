@@ -212,6 +212,14 @@ def comparison_pvalue(test: str, arm: np.ndarray, baseline: np.ndarray, seed: in
     return float(t_pvalues(arm - baseline))
 
 
+def seeds_for(verdict: str, diffs: np.ndarray, rule: Rule, family_size: int, margin: float) -> int | None:
+    """Total seeds for ``verdict`` at the mean and spread of ``diffs`` (80%): "difference" under the rule's test at
+    the Holm worst case alpha / family size; "no difference": the 1 - alpha interval inside ± ``margin``."""
+    if verdict == "difference":
+        return seeds_to_resolve(diffs, rule.alpha / family_size, rule.test)
+    return seeds_to_equivalence(diffs, margin, 1 - rule.alpha)
+
+
 def families_of(rule: Rule, groups: Sequence[str] | None, m: int) -> list[str]:
     """Each comparison's Holm family: its group (ablation) under ``family="ablation"``, else "study"."""
     if rule.family == "study" or groups is None:
@@ -265,8 +273,7 @@ def judge(comparisons: list[Comparison], margin: float, rule: Rule | None = None
         kind = "difference" if v.p_holm <= rule.alpha else "no difference" if equivalent else "unresolved"
         plans = {}
         if kind == "unresolved":
-            plans = {"difference": seeds_to_resolve(diffs, rule.alpha / size, rule.test),
-                     "no difference": seeds_to_equivalence(diffs, margin, level)}  # fmt: skip
+            plans = {aim: seeds_for(aim, diffs, rule, size, margin) for aim in ("difference", "no difference")}
         aim = min((k for k, s in plans.items() if s is not None), key=lambda k: plans[k], default=None)
         needed = None if aim is None else max(plans[aim], n + 1)
         verdicts.append(replace(v, kind=kind, seeds_needed=needed, resolves_as=aim))
