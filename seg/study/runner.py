@@ -38,11 +38,10 @@ from seg.rundir import RunDir, Status
 from seg.schema import StudyConfig, TrainConfig
 from seg.study.plan import Job, comparison_names, describe, expand, load_ablations, seed_sequence
 from seg.study.progress import launched_runs, tally_text, with_progress
-from seg.study.report import write_report
-from seg.study.results import StudyRecord, load_runs, paired_comparisons, run_path
+from seg.study.report import judged_pairs, write_report
+from seg.study.results import StudyRecord, load_runs, run_path
 from seg.study.rules import rule_from_settings
 from seg.study.sequential import final_look_alpha, next_seed_counts
-from seg.study.stats import judge
 from seg.study.wandb_runs import log_report, name_jobs
 
 log = logging.getLogger(__name__)
@@ -140,10 +139,8 @@ def run_looks(study: StudyConfig, study_dir: Path, record: StudyRecord, schedule
 def _more_seeds(study: StudyConfig, study_dir: Path, record: StudyRecord, n_seeds: int,
                 schedule: list[int]) -> dict[str, int]:  # fmt: skip
     runs = load_runs(study_dir, record.jobs, record.checkpoint)
-    paired = [p for p in paired_comparisons(record.ablations, record.jobs, runs, study.metric) if p.comparison]
-    verdicts = judge([p.comparison for p in paired], study.margin, rule_from_settings(record.settings),
-                     [p.ablation for p in paired])  # fmt: skip
-    return next_seed_counts([v.name for v in verdicts if v.kind == "unresolved"], n_seeds, study.max_seeds, schedule)
+    _, pairs = judged_pairs(record, runs, rule_from_settings(record.settings))  # as the report judges them
+    return next_seed_counts([v.name for _, v in pairs if v.kind == "unresolved"], n_seeds, study.max_seeds, schedule)
 
 
 def finish(study: StudyConfig, study_dir: Path, record: StudyRecord, started: float, launches: Launches) -> StudyRecord:
